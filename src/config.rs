@@ -1,0 +1,541 @@
+//! Configuration: command line, `LEANPOINT_*` environment, the upstreams file.
+//!
+//! Drop-in for the Zig leanpoint: its flags, env vars (flags win) and
+//! `{"upstreams":[{"name","url","path"}]}` file load unchanged. Everything new
+//! is an addition with a default. `Config::load` is the only place that turns
+//! user input into a `Config`, and every rejection names where the bad value
+//! came from (file or flag), the field and the reason.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Url;
+use serde::Deserialize;
+
+/// Command line of the `leanpoint` binary. Without a subcommand it serves.
+#[derive(Parser, Debug)]
+#[command(
+    name = "leanpoint",
+    version,
+    about = "Checkpoint-sync provider and Prometheus-native monitor for Lean Ethereum devnets"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run leanpoint against an embedded simulated devnet (no external nodes needed).
+    Demo(crate::sim::DemoArgs),
+    /// Run only the simulated devnet (N lean nodes with fault injection).
+    Sim(crate::sim::SimArgs),
+    /// Turn lean-quickstart's validator-config.yaml into an upstreams.json on stdout.
+    ConvertValidatorConfig(crate::convert::ConvertArgs),
+}
+
+/// Agreement rule for the finalized checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgreementRule {
+    /// Strictly more than half of the configured upstreams (default): two of
+    /// two, two of three, three of four. A devnet where half the nodes are
+    /// unreachable has no provable majority, so nothing is served.
+    ConfiguredMajority,
+    /// Strictly more than half of the upstreams that answered within the
+    /// stale window (the Zig leanpoint's rule).
+    RespondingMajority,
+    /// At least this many upstreams.
+    Count(usize),
+}
+
+impl std::str::FromStr for AgreementRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "majority" | "configured-majority" => Ok(AgreementRule::ConfiguredMajority),
+            "responding-majority" => Ok(AgreementRule::RespondingMajority),
+            other => match other.strip_prefix("count:").map(str::parse::<usize>) {
+                Some(Ok(n)) if n > 0 => Ok(AgreementRule::Count(n)),
+                _ => Err(format!(
+                    "{other:?} is not majority, responding-majority or count:N with N > 0"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for AgreementRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgreementRule::ConfiguredMajority => f.write_str("majority"),
+            AgreementRule::RespondingMajority => f.write_str("responding-majority"),
+            AgreementRule::Count(n) => write!(f, "count:{n}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of the service itself. Names and env vars of the Zig leanpoint first.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Bind address.
+    #[arg(long, env = "LEANPOINT_BIND_ADDR", default_value = "0.0.0.0")]
+    pub bind: String,
+    /// Bind port.
+    #[arg(long, env = "LEANPOINT_BIND_PORT", default_value_t = 5555)]
+    pub port: u16,
+    /// JSON file with the upstreams: {"upstreams":[{"name","url","path","headers"?}]}.
+    #[arg(long, env = "LEANPOINT_UPSTREAMS_CONFIG")]
+    pub upstreams_config: Option<PathBuf>,
+    /// Poll interval per upstream, milliseconds.
+    #[arg(long, env = "LEANPOINT_POLL_MS", default_value_t = 10_000)]
+    pub poll_ms: u64,
+    /// Total deadline of one poll (connect, headers and body), milliseconds.
+    #[arg(long, env = "LEANPOINT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub timeout_ms: u64,
+    /// Data older than this is stale: not counted for agreement, not served.
+    #[arg(long, env = "LEANPOINT_STALE_MS", default_value_t = 30_000)]
+    pub stale_ms: u64,
+    /// Single-upstream mode: base URL of one lean node (used without --upstreams-config).
+    #[arg(
+        long,
+        env = "LEANPOINT_LEAN_URL",
+        default_value = "http://127.0.0.1:5052"
+    )]
+    pub lean_url: String,
+    /// Single-upstream mode: the Zig leanpoint's status path (kept and shown; polling uses the Lean API paths).
+    #[arg(long, env = "LEANPOINT_LEAN_PATH", default_value = "/status")]
+    pub lean_path: String,
+    /// Serve a custom UI from this directory instead of the embedded status page.
+    #[arg(long, env = "LEANPOINT_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    // --- additions ---
+    /// TCP connect deadline per request, milliseconds (must not exceed --timeout-ms).
+    #[arg(long, env = "LEANPOINT_CONNECT_TIMEOUT_MS", default_value_t = 1_000)]
+    pub connect_timeout_ms: u64,
+    /// Largest JSON body accepted from an upstream, bytes.
+    #[arg(long, env = "LEANPOINT_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: u64,
+    /// Largest finalized State accepted from an upstream, bytes.
+    #[arg(long, env = "LEANPOINT_MAX_STATE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_state_bytes: u64,
+    /// Agreement rule: majority (of configured), responding-majority (Zig semantics) or count:N.
+    #[arg(long, env = "LEANPOINT_AGREEMENT", default_value = "majority")]
+    pub agreement: AgreementRule,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
+    #[arg(long, env = "LEANPOINT_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, env = "LEANPOINT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Most inbound connections served at once; more wait in the kernel backlog.
+    #[arg(long, env = "LEANPOINT_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Inbound: a connection must send a request's headers within this, milliseconds (also the keep-alive idle limit).
+    #[arg(long, env = "LEANPOINT_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// /healthz and /livez fail when open fds exceed this fraction of RLIMIT_NOFILE.
+    #[arg(long, env = "LEANPOINT_FD_THRESHOLD", default_value_t = 0.8)]
+    pub fd_threshold: f64,
+}
+
+/// One upstream lean node, as configured.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub name: String,
+    /// Full base URL, credentials included. Used for requests only; anything
+    /// shown to a person goes through `display_url`.
+    pub url: Url,
+    /// The Zig leanpoint's `path` field, kept for /api/upstreams.
+    pub path: String,
+    /// Sent on every request; never logged or shown.
+    pub headers: Vec<(String, String)>,
+    /// `url` without credentials, query or fragment.
+    pub display_url: String,
+}
+
+impl Upstream {
+    /// The base URL joined with a Lean API path (`/lean/v0/...`). Keeps any
+    /// path prefix of the base (a proxy or the simulator's `/node/3`).
+    pub fn endpoint(&self, api_path: &str) -> Url {
+        let mut url = self.url.clone();
+        let base = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base}{api_path}"));
+        url
+    }
+}
+
+/// Validated configuration of a running leanpoint.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub upstreams: Vec<Upstream>,
+    /// Where the upstreams came from, for messages.
+    pub upstreams_source: String,
+    pub poll: Duration,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub stale: Duration,
+    pub static_dir: Option<PathBuf>,
+    pub max_body_bytes: u64,
+    pub max_state_bytes: u64,
+    pub agreement: AgreementRule,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub fd_threshold: f64,
+}
+
+/// A configuration that cannot run. Displays as one line:
+/// `<source>: <field>: <reason>`.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {field}: {reason}")]
+pub struct ConfigError {
+    /// The file, or "command line".
+    pub origin: String,
+    pub field: String,
+    pub reason: String,
+}
+
+fn err(
+    origin: impl Into<String>,
+    field: impl Into<String>,
+    reason: impl Into<String>,
+) -> ConfigError {
+    ConfigError {
+        origin: origin.into(),
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamsFile {
+    upstreams: Vec<UpstreamEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamEntry {
+    name: String,
+    url: String,
+    #[serde(default = "default_path")]
+    path: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+fn default_path() -> String {
+    "/status".to_string()
+}
+
+impl Config {
+    /// Validates the flags and loads the upstreams they point at.
+    pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        const FLAGS: &str = "command line";
+        let bind: IpAddr = args.bind.parse().map_err(|_| {
+            err(
+                FLAGS,
+                "--bind",
+                format!("{:?} is not an IP address", args.bind),
+            )
+        })?;
+        let ms = |v: u64, field: &str| -> Result<Duration, ConfigError> {
+            if v == 0 {
+                return Err(err(FLAGS, field, "must be greater than 0"));
+            }
+            Ok(Duration::from_millis(v))
+        };
+        let poll = ms(args.poll_ms, "--poll-ms")?;
+        let timeout = ms(args.timeout_ms, "--timeout-ms")?;
+        let connect_timeout = ms(args.connect_timeout_ms, "--connect-timeout-ms")?;
+        let stale = ms(args.stale_ms, "--stale-ms")?;
+        let header_timeout = ms(args.header_timeout_ms, "--header-timeout-ms")?;
+        if connect_timeout > timeout {
+            return Err(err(
+                FLAGS,
+                "--connect-timeout-ms",
+                format!(
+                    "{} ms exceeds --timeout-ms {} ms (the connect deadline is part of the total)",
+                    args.connect_timeout_ms, args.timeout_ms
+                ),
+            ));
+        }
+        if stale < poll {
+            return Err(err(
+                FLAGS,
+                "--stale-ms",
+                format!(
+                    "{} ms is shorter than --poll-ms {} ms: every observation would be stale before the next poll",
+                    args.stale_ms, args.poll_ms
+                ),
+            ));
+        }
+        if args.max_body_bytes < 1024 {
+            return Err(err(FLAGS, "--max-body-bytes", "must be at least 1024"));
+        }
+        if args.max_state_bytes < crate::lean_api::STATE_FIXED_LEN as u64 {
+            return Err(err(
+                FLAGS,
+                "--max-state-bytes",
+                "must hold at least a State's 228-byte fixed part",
+            ));
+        }
+        if args.max_connections == 0 {
+            return Err(err(FLAGS, "--max-connections", "must be greater than 0"));
+        }
+        if !(args.fd_threshold > 0.0 && args.fd_threshold <= 1.0) {
+            return Err(err(FLAGS, "--fd-threshold", "must be in (0, 1]"));
+        }
+        let (upstreams, upstreams_source) = match &args.upstreams_config {
+            Some(path) => (load_upstreams_file(path)?, path.display().to_string()),
+            None => {
+                let single = UpstreamEntry {
+                    name: "default".to_string(),
+                    url: args.lean_url.clone(),
+                    path: args.lean_path.clone(),
+                    headers: BTreeMap::new(),
+                };
+                (
+                    validate_entries(FLAGS, vec![single], "--lean-url")?,
+                    "--lean-url".to_string(),
+                )
+            }
+        };
+        if let Some(dir) = &args.static_dir {
+            if !dir.is_dir() {
+                return Err(err(
+                    FLAGS,
+                    "--static-dir",
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
+        }
+        if let AgreementRule::Count(n) = args.agreement {
+            if n > upstreams.len() {
+                return Err(err(
+                    FLAGS,
+                    "--agreement",
+                    format!(
+                        "count:{n} exceeds the {} configured upstreams",
+                        upstreams.len()
+                    ),
+                ));
+            }
+        }
+        Ok(Config {
+            bind,
+            port: args.port,
+            upstreams,
+            upstreams_source,
+            poll,
+            timeout,
+            connect_timeout,
+            stale,
+            static_dir: args.static_dir.clone(),
+            max_body_bytes: args.max_body_bytes,
+            max_state_bytes: args.max_state_bytes,
+            agreement: args.agreement,
+            log_level: args.log_level.clone(),
+            log_format: args.log_format,
+            max_connections: args.max_connections,
+            header_timeout,
+            fd_threshold: args.fd_threshold,
+        })
+    }
+}
+
+/// Reads and validates an upstreams file in the Zig leanpoint's format.
+pub fn load_upstreams_file(path: &Path) -> Result<Vec<Upstream>, ConfigError> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(&source, "file", format!("cannot read: {e}")))?;
+    let file: UpstreamsFile = serde_json::from_str(&text).map_err(|e| {
+        err(
+            &source,
+            "upstreams",
+            format!(
+                "invalid JSON at line {} column {}: {e}",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    validate_entries(&source, file.upstreams, "upstreams")
+}
+
+fn validate_entries(
+    source: &str,
+    entries: Vec<UpstreamEntry>,
+    list_field: &str,
+) -> Result<Vec<Upstream>, ConfigError> {
+    if entries.is_empty() {
+        return Err(err(source, list_field, "no upstreams configured"));
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, e) in entries.into_iter().enumerate() {
+        let field = |f: &str| format!("{list_field}[{i}].{f}");
+        let name = e.name.trim().to_string();
+        if name.is_empty() {
+            return Err(err(source, field("name"), "is empty"));
+        }
+        if name.len() > 128 || name.chars().any(|c| c.is_control()) {
+            return Err(err(
+                source,
+                field("name"),
+                "must be at most 128 printable characters",
+            ));
+        }
+        if let Some(first) = seen.insert(name.clone(), i) {
+            return Err(err(
+                source,
+                field("name"),
+                format!("{name:?} duplicates {list_field}[{first}].name"),
+            ));
+        }
+        // Never echo the URL: it may carry credentials.
+        let url = Url::parse(&e.url)
+            .map_err(|pe| err(source, field("url"), format!("not a URL ({pe})")))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(err(
+                source,
+                field("url"),
+                format!("scheme {:?} is not http or https", url.scheme()),
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(err(source, field("url"), "has no host"));
+        }
+        let mut headers = Vec::with_capacity(e.headers.len());
+        for (k, v) in e.headers {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                return Err(err(
+                    source,
+                    field(&format!("headers.{k}")),
+                    "is not a valid header name",
+                ));
+            }
+            if http::HeaderValue::from_str(&v).is_err() {
+                // The value is a secret: say what is wrong, not what it is.
+                return Err(err(
+                    source,
+                    field(&format!("headers.{k}")),
+                    "value is not a valid header value",
+                ));
+            }
+            headers.push((k, v));
+        }
+        out.push(Upstream {
+            display_url: redact_url(&url),
+            name,
+            url,
+            path: e.path,
+            headers,
+        });
+    }
+    Ok(out)
+}
+
+/// The URL without user, password, query or fragment: what may be shown.
+pub fn redact_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    // Setting these cannot fail for http(s) URLs with a host.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string().trim_end_matches('/').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["leanpoint"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).expect("parse").serve
+    }
+
+    #[test]
+    fn zig_example_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/lean-quickstart/upstreams.zig-example.json");
+        let ups = load_upstreams_file(&p).expect("zig example");
+        assert_eq!(ups.len(), 6);
+        assert_eq!(ups[0].name, "zeam_0");
+        assert_eq!(
+            ups[4].path,
+            "/eth/v1/beacon/states/finalized/finality_checkpoints"
+        );
+    }
+
+    #[test]
+    fn redaction_strips_secrets() {
+        let u =
+            Url::parse("https://user:pw@node.example:8443/base?apikey=s3cret#frag").expect("url");
+        assert_eq!(redact_url(&u), "https://node.example:8443/base");
+    }
+
+    #[test]
+    fn endpoint_keeps_prefix() {
+        let u = Upstream {
+            name: "a".into(),
+            url: Url::parse("http://127.0.0.1:9/node/3/").expect("url"),
+            path: "/status".into(),
+            headers: vec![],
+            display_url: String::new(),
+        };
+        assert_eq!(
+            u.endpoint("/lean/v0/fork_choice").as_str(),
+            "http://127.0.0.1:9/node/3/lean/v0/fork_choice"
+        );
+    }
+
+    #[test]
+    fn flag_errors_name_the_field() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--poll-ms", "0"], "--poll-ms"),
+            (
+                &["--timeout-ms", "100", "--connect-timeout-ms", "200"],
+                "--connect-timeout-ms",
+            ),
+            (&["--bind", "nope"], "--bind"),
+            (&["--lean-url", "ftp://x"], "--lean-url[0].url"),
+            (&["--fd-threshold", "1.5"], "--fd-threshold"),
+        ];
+        for (argv, field) in cases {
+            let e = Config::load(&args(argv)).expect_err("must fail");
+            assert_eq!(e.field, *field, "{argv:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn agreement_rule_parses() {
+        assert_eq!(
+            "count:3".parse::<AgreementRule>(),
+            Ok(AgreementRule::Count(3))
+        );
+        assert!("count:0".parse::<AgreementRule>().is_err());
+        assert_eq!(
+            "responding-majority".parse::<AgreementRule>(),
+            Ok(AgreementRule::RespondingMajority)
+        );
+    }
+}

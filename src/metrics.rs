@@ -1,0 +1,605 @@
+//! Every metric family leanpoint exports, defined once and registered into a
+//! registry that the caller owns (no global registry).
+//!
+//! Recording sites get cheap clones of the handles: `Metrics` for
+//! process-wide families and one `UpstreamMetrics` per upstream, created at
+//! start-up so that every per-upstream series exists (at 0) from the first
+//! scrape and alert rules never see a missing series. No label takes a value
+//! from input or time: `upstream` is the configured name and every other
+//! label is one of the fixed enums below.
+//!
+//! Values that come from polling are recorded by the poller when a poll ends;
+//! a scrape only encodes them, it never triggers a request to an upstream.
+
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::upstream::{Endpoint, ErrorKind, Source};
+
+/// Latency buckets, seconds: 1 ms (a local node) to 30 s (the largest total
+/// deadline anyone should configure).
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+];
+
+/// Inbound latency buckets, seconds: JSON is sub-millisecond, a large state to
+/// a slow client can take a minute.
+const HTTP_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 60.0];
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+fn http_histogram() -> Histogram {
+    Histogram::new(HTTP_BUCKETS)
+}
+
+/// Label enums encode as their `as_str` (snake_case), the same text the
+/// JSON endpoints use, so a dashboard and /api/upstreams name a failure alike.
+macro_rules! label_value {
+    ($($t:ty),*) => {$(
+        impl EncodeLabelValue for $t {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+                std::fmt::Write::write_str(encoder, self.as_str())
+            }
+        }
+    )*};
+}
+label_value!(Endpoint, ErrorKind, Source, Phase, UpstreamState);
+
+/// Which deadline a timed-out request hit.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Phase {
+    Connect,
+    Total,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Connect => "connect",
+            Phase::Total => "total",
+        }
+    }
+}
+
+/// How an upstream stands relative to the current decision.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum UpstreamState {
+    /// Fresh observation that votes for the agreed checkpoint.
+    Agreeing,
+    /// Fresh observation of another checkpoint (lagging, forked, or no agreement at all).
+    Disagreeing,
+    /// No fresh observation: the last polls failed.
+    Failing,
+}
+
+impl UpstreamState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamState::Agreeing => "agreeing",
+            UpstreamState::Disagreeing => "disagreeing",
+            UpstreamState::Failing => "failing",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub upstream: String,
+    pub endpoint: Endpoint,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub upstream: String,
+    pub phase: Phase,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub upstream: String,
+    pub kind: ErrorKind,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub upstream: String,
+    pub source: Source,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: UpstreamState,
+}
+
+/// Inbound request labels. `route` is the matched route template (a fixed
+/// set; anything unmatched is "unmatched"), `code` the numeric status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: &'static str,
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: &'static str,
+}
+
+/// Handles for one upstream. Cloned out of the families once, at start-up.
+#[derive(Clone, Debug)]
+pub struct UpstreamMetrics {
+    pub head_slot: Gauge,
+    pub justified_slot: Gauge,
+    pub finalized_slot: Gauge,
+    pub up: Gauge,
+    pub agrees: Gauge,
+    pub last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub consecutive_errors: Gauge,
+    pub in_flight: Gauge,
+    pub polls: Counter,
+    pub polls_skipped: Counter,
+    requests: Vec<(Endpoint, Counter)>,
+    latency: Vec<(Endpoint, Histogram)>,
+    timeouts: Vec<(Phase, Counter)>,
+    errors: Vec<(ErrorKind, Counter)>,
+    source: Vec<(Source, Gauge)>,
+}
+
+impl UpstreamMetrics {
+    /// One request to `endpoint` finished (either way) after `secs`.
+    pub fn observe_request(&self, endpoint: Endpoint, secs: f64) {
+        if let Some((_, c)) = self.requests.iter().find(|(e, _)| *e == endpoint) {
+            c.inc();
+        }
+        if let Some((_, h)) = self.latency.iter().find(|(e, _)| *e == endpoint) {
+            h.observe(secs);
+        }
+    }
+
+    /// One request failed with `kind`; timeouts are also counted by phase.
+    pub fn observe_error(&self, kind: ErrorKind) {
+        if let Some((_, c)) = self.errors.iter().find(|(k, _)| *k == kind) {
+            c.inc();
+        }
+        let phase = match kind {
+            ErrorKind::ConnectTimeout => Some(Phase::Connect),
+            ErrorKind::Timeout => Some(Phase::Total),
+            _ => None,
+        };
+        if let Some((_, c)) = phase.and_then(|p| self.timeouts.iter().find(|(q, _)| *q == p)) {
+            c.inc();
+        }
+    }
+
+    /// Marks `source` as this upstream's current data source (one-hot).
+    pub fn set_source(&self, source: Source) {
+        for (s, g) in &self.source {
+            g.set(i64::from(*s == source));
+        }
+    }
+}
+
+/// Every family, registered once. Clone-cheap: all handles share their values.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub upstreams: Vec<UpstreamMetrics>,
+    // Consensus and serving.
+    pub finalized_slot: Gauge,
+    pub justified_slot: Gauge,
+    pub consensus_reached: Gauge,
+    pub upstreams_by_state: Family<StateLabels, Gauge>,
+    pub required_votes: Gauge,
+    pub last_agreement: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub finalized_advanced: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub regressions_refused: Counter,
+    pub served_state_slot: Gauge,
+    pub served_state_bytes: Gauge,
+    pub state_fetches: Counter,
+    pub state_fetch_failures: Counter,
+    pub in_flight_total: Gauge,
+    // Inbound HTTP.
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: HistogramFamily<RouteLabels>,
+    pub http_open_connections: Gauge,
+    pub http_connections: Counter,
+    pub http_connections_over_cap: Counter,
+    pub fd_threshold_ratio: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl Metrics {
+    /// Registers every family into `registry` and creates the per-upstream
+    /// series for `upstream_names` (in configuration order).
+    pub fn new(registry: &mut Registry, upstream_names: &[String], fd_threshold: f64) -> Metrics {
+        let r = registry.sub_registry_with_prefix("leanpoint");
+
+        // Per-upstream families.
+        let head = Family::<UpstreamLabels, Gauge>::default();
+        r.register("upstream_head_slot", "Head slot reported by the upstream at its last successful poll (polled in the background; a scrape never contacts upstreams)", head.clone());
+        let just = Family::<UpstreamLabels, Gauge>::default();
+        r.register(
+            "upstream_justified_slot",
+            "Justified slot reported by the upstream at its last successful poll",
+            just.clone(),
+        );
+        let fin = Family::<UpstreamLabels, Gauge>::default();
+        r.register(
+            "upstream_finalized_slot",
+            "Finalized slot reported by the upstream at its last successful poll",
+            fin.clone(),
+        );
+        let up = Family::<UpstreamLabels, Gauge>::default();
+        r.register(
+            "upstream_up",
+            "1 if the upstream's last poll succeeded, else 0",
+            up.clone(),
+        );
+        let agrees = Family::<UpstreamLabels, Gauge>::default();
+        r.register(
+            "upstream_agrees_with_consensus",
+            "1 if the upstream's fresh finalized checkpoint is the agreed one, else 0",
+            agrees.clone(),
+        );
+        let last_ok = Family::<UpstreamLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        r.register(
+            "upstream_last_success_timestamp_seconds",
+            "Unix time of the upstream's last successful poll (0 = never)",
+            last_ok.clone(),
+        );
+        let consec = Family::<UpstreamLabels, Gauge>::default();
+        r.register(
+            "upstream_consecutive_errors",
+            "Polls in a row that failed for this upstream",
+            consec.clone(),
+        );
+        let in_flight = Family::<UpstreamLabels, Gauge>::default();
+        r.register("upstream_in_flight_requests", "Requests to this upstream in flight now: 0 or 1 by construction (one poll at a time, requests in sequence)", in_flight.clone());
+        let polls = Family::<UpstreamLabels, Counter>::default();
+        r.register(
+            "upstream_polls",
+            "Polls started for this upstream",
+            polls.clone(),
+        );
+        let skipped = Family::<UpstreamLabels, Counter>::default();
+        r.register(
+            "upstream_polls_skipped",
+            "Poll ticks skipped because the previous poll of this upstream was still running",
+            skipped.clone(),
+        );
+        let requests = Family::<EndpointLabels, Counter>::default();
+        r.register(
+            "upstream_requests",
+            "Requests sent to the upstream, by Lean API endpoint (failed ones included)",
+            requests.clone(),
+        );
+        let latency: HistogramFamily<EndpointLabels> =
+            Family::new_with_constructor(latency_histogram);
+        r.register_with_unit("upstream_request_duration", "Duration of requests to the upstream, by Lean API endpoint, until the body is read or the request fails", Unit::Seconds, latency.clone());
+        let timeouts = Family::<PhaseLabels, Counter>::default();
+        r.register("upstream_timeouts", "Requests to the upstream cancelled at a deadline: connect (TCP handshake) or total (whole request, body included)", timeouts.clone());
+        let errors = Family::<KindLabels, Counter>::default();
+        r.register(
+            "upstream_errors",
+            "Failed requests to the upstream, by kind (timeouts included)",
+            errors.clone(),
+        );
+        let source = Family::<SourceLabels, Gauge>::default();
+        r.register("upstream_source", "1 for the data source the upstream currently gives: fork_choice (full checkpoints) or fallback (checkpoints/justified + state slot); unknown before the first success", source.clone());
+
+        let upstreams = upstream_names
+            .iter()
+            .map(|name| {
+                let u = UpstreamLabels {
+                    upstream: name.clone(),
+                };
+                let ep = |e: Endpoint| EndpointLabels {
+                    upstream: name.clone(),
+                    endpoint: e,
+                };
+                UpstreamMetrics {
+                    head_slot: head.get_or_create_owned(&u),
+                    justified_slot: just.get_or_create_owned(&u),
+                    finalized_slot: fin.get_or_create_owned(&u),
+                    up: up.get_or_create_owned(&u),
+                    agrees: agrees.get_or_create_owned(&u),
+                    last_success: last_ok.get_or_create_owned(&u),
+                    consecutive_errors: consec.get_or_create_owned(&u),
+                    in_flight: in_flight.get_or_create_owned(&u),
+                    polls: polls.get_or_create_owned(&u),
+                    polls_skipped: skipped.get_or_create_owned(&u),
+                    requests: Endpoint::ALL
+                        .iter()
+                        .map(|&e| (e, requests.get_or_create_owned(&ep(e))))
+                        .collect(),
+                    latency: Endpoint::ALL
+                        .iter()
+                        .map(|&e| (e, latency.get_or_create_owned(&ep(e))))
+                        .collect(),
+                    timeouts: [Phase::Connect, Phase::Total]
+                        .iter()
+                        .map(|&p| {
+                            (
+                                p,
+                                timeouts.get_or_create_owned(&PhaseLabels {
+                                    upstream: name.clone(),
+                                    phase: p,
+                                }),
+                            )
+                        })
+                        .collect(),
+                    errors: ErrorKind::ALL
+                        .iter()
+                        .map(|&k| {
+                            (
+                                k,
+                                errors.get_or_create_owned(&KindLabels {
+                                    upstream: name.clone(),
+                                    kind: k,
+                                }),
+                            )
+                        })
+                        .collect(),
+                    source: Source::ALL
+                        .iter()
+                        .map(|&s| {
+                            (
+                                s,
+                                source.get_or_create_owned(&SourceLabels {
+                                    upstream: name.clone(),
+                                    source: s,
+                                }),
+                            )
+                        })
+                        .collect(),
+                }
+            })
+            .collect::<Vec<_>>();
+        for u in &upstreams {
+            u.set_source(Source::Unknown);
+        }
+
+        // Consensus and serving. The first two keep the Zig leanpoint's names.
+        let finalized_slot = Gauge::default();
+        r.register(
+            "finalized_slot",
+            "Agreed finalized slot (0 until agreement); never decreases",
+            finalized_slot.clone(),
+        );
+        let justified_slot = Gauge::default();
+        r.register(
+            "justified_slot",
+            "Agreed justified slot (0 until agreement)",
+            justified_slot.clone(),
+        );
+        let consensus_reached = Gauge::default();
+        r.register(
+            "consensus_reached",
+            "1 if enough fresh upstreams agree on the finalized checkpoint now, else 0",
+            consensus_reached.clone(),
+        );
+        let upstreams_by_state = Family::<StateLabels, Gauge>::default();
+        r.register("consensus_upstreams", "Configured upstreams by standing: agreeing, disagreeing (fresh but another checkpoint), failing (no fresh observation)", upstreams_by_state.clone());
+        for s in [
+            UpstreamState::Agreeing,
+            UpstreamState::Disagreeing,
+            UpstreamState::Failing,
+        ] {
+            upstreams_by_state
+                .get_or_create(&StateLabels { state: s })
+                .set(0);
+        }
+        let required_votes = Gauge::default();
+        r.register("consensus_required_votes", "Upstreams that must agree under the configured rule (for the responding rule: at the last decision)", required_votes.clone());
+        let configured = Gauge::<i64>::default();
+        configured.set(upstream_names.len() as i64);
+        r.register(
+            "upstreams_configured",
+            "Number of configured upstreams",
+            configured,
+        );
+        let last_agreement = Gauge::default();
+        r.register("last_agreement_timestamp_seconds", "Unix time agreement was last reached (0 = never); successor of leanpoint_last_success_timestamp_ms", last_agreement.clone());
+        let finalized_advanced = Gauge::default();
+        r.register(
+            "finalized_advanced_timestamp_seconds",
+            "Unix time the agreed finalized checkpoint last moved forward (0 = never)",
+            finalized_advanced.clone(),
+        );
+        let regressions_refused = Counter::default();
+        r.register("finalized_regressions_refused", "Decisions that pointed at an older or conflicting finalized checkpoint and were not served", regressions_refused.clone());
+        let served_state_slot = Gauge::default();
+        r.register(
+            "served_state_slot",
+            "Slot of the finalized State served at /lean/v0/states/finalized (0 = none)",
+            served_state_slot.clone(),
+        );
+        let served_state_bytes = Gauge::default();
+        r.register_with_unit(
+            "served_state_size",
+            "Size of the cached finalized State served (0 = none)",
+            Unit::Bytes,
+            served_state_bytes.clone(),
+        );
+        let state_fetches = Counter::default();
+        r.register("state_fetches", "Downloads of the finalized State for the cache (one per new agreed checkpoint, more on failure)", state_fetches.clone());
+        let state_fetch_failures = Counter::default();
+        r.register(
+            "state_fetch_failures",
+            "State downloads that failed or did not match the agreed checkpoint",
+            state_fetch_failures.clone(),
+        );
+        let in_flight_total = Gauge::default();
+        r.register("upstream_requests_in_flight", "Requests to all upstreams in flight now; never more than the number of upstreams plus one state download", in_flight_total.clone());
+
+        // Inbound HTTP.
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        r.register(
+            "http_requests",
+            "Inbound HTTP requests by route template and status code",
+            http_requests.clone(),
+        );
+        let http_duration: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(http_histogram);
+        r.register_with_unit(
+            "http_request_duration",
+            "Inbound HTTP request duration by route template, until the response head is sent",
+            Unit::Seconds,
+            http_duration.clone(),
+        );
+        let http_open_connections = Gauge::default();
+        r.register(
+            "http_open_connections",
+            "Inbound connections open now (capped by --max-connections)",
+            http_open_connections.clone(),
+        );
+        let http_connections = Counter::default();
+        r.register(
+            "http_connections",
+            "Inbound connections accepted",
+            http_connections.clone(),
+        );
+        let http_connections_over_cap = Counter::default();
+        r.register(
+            "http_connections_over_cap",
+            "Times the accept loop paused because --max-connections were open",
+            http_connections_over_cap.clone(),
+        );
+        let fd_threshold_ratio = Gauge::default();
+        fd_threshold_ratio.set(fd_threshold);
+        r.register(
+            "fd_threshold_ratio",
+            "Fraction of RLIMIT_NOFILE above which /healthz and /livez fail (--fd-threshold)",
+            fd_threshold_ratio.clone(),
+        );
+
+        let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
+        r.register("build", "leanpoint build information", build);
+
+        Metrics {
+            upstreams,
+            finalized_slot,
+            justified_slot,
+            consensus_reached,
+            upstreams_by_state,
+            required_votes,
+            last_agreement,
+            finalized_advanced,
+            regressions_refused,
+            served_state_slot,
+            served_state_bytes,
+            state_fetches,
+            state_fetch_failures,
+            in_flight_total,
+            http_requests,
+            http_duration,
+            http_open_connections,
+            http_connections,
+            http_connections_over_cap,
+            fd_threshold_ratio,
+        }
+    }
+
+    /// Records one inbound request.
+    pub fn observe_http(&self, route: &'static str, code: u16, secs: f64) {
+        self.http_requests
+            .get_or_create(&HttpLabels { route, code })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels { route })
+            .observe(secs);
+    }
+}
+
+/// Content type of the classic Prometheus text format.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of OpenMetrics text.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Encodes the registry. OpenMetrics when the scraper asks for it (Prometheus
+/// does), else the classic text format, which `promtool check metrics`, curl
+/// users and older scrapers read.
+pub fn encode(registry: &Registry, openmetrics: bool) -> Result<String, std::fmt::Error> {
+    let mut om = String::with_capacity(64 * 1024);
+    prometheus_client::encoding::text::encode(&mut om, registry)?;
+    if openmetrics {
+        return Ok(om);
+    }
+    Ok(openmetrics_to_text(&om))
+}
+
+/// Rewrites OpenMetrics text into the classic format: counter and info
+/// families are named with their sample suffix (`_total`, `_info`), info
+/// becomes a gauge, and `# UNIT` / `# EOF` (unknown to the classic format) go.
+/// prometheus-client writes `# HELP` before `# TYPE`, so the HELP line waits
+/// until its family's TYPE tells which suffix it needs.
+pub fn openmetrics_to_text(om: &str) -> String {
+    let mut out = String::with_capacity(om.len() + om.len() / 16);
+    let mut pending_help: Option<&str> = None;
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            pending_help = Some(rest);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "unknown"));
+            let (suffix, kind) = match kind {
+                "counter" if !name.ends_with("_total") => ("_total", "counter"),
+                "info" => ("_info", "gauge"),
+                "unknown" => ("", "untyped"),
+                other => ("", other),
+            };
+            if let Some(help) = pending_help.take() {
+                let text = help.split_once(' ').map_or("", |(_, t)| t);
+                let _ = writeln!(out, "# HELP {name}{suffix} {text}");
+            }
+            let _ = writeln!(out, "# TYPE {name}{suffix} {kind}");
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_upstream_series_exists_at_start() {
+        let mut reg = Registry::default();
+        let m = Metrics::new(&mut reg, &["a".into(), "b".into()], 0.8);
+        assert_eq!(m.upstreams.len(), 2);
+        let text = encode(&reg, false).expect("encode");
+        for needle in [
+            "leanpoint_upstream_up{upstream=\"b\"} 0",
+            "leanpoint_upstream_timeouts_total{upstream=\"a\",phase=\"connect\"} 0",
+            "leanpoint_upstream_errors_total{upstream=\"a\",kind=\"body_too_large\"} 0",
+            "# TYPE leanpoint_upstream_errors_total counter",
+            "# HELP leanpoint_upstream_errors_total Failed",
+            "# TYPE leanpoint_build_info gauge",
+            "leanpoint_upstream_request_duration_seconds_bucket{le=\"0.001\",upstream=\"a\",endpoint=\"fork_choice\"} 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle}\n{text}");
+        }
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
+    }
+}

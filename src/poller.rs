@@ -1,0 +1,141 @@
+//! Polling: one task per upstream, and the decider that turns the upstreams'
+//! views into an agreement.
+//!
+//! Each upstream task owns at most one poll future at a time. Ticks keep
+//! coming on the upstream's own interval; a tick that finds the poll still
+//! running is counted as skipped rather than starting a second one, so there
+//! is never more than one request in flight per upstream, whatever the
+//! upstream does. The poll future itself is bounded by the total deadline
+//! (see `upstream`), so it ends, and its socket closes, within
+//! --timeout-ms of starting.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::consensus;
+use crate::shutdown::Shutdown;
+use crate::state::AppState;
+use crate::upstream::{Observation, Requester, Source, UpstreamError};
+
+/// An upstream known to lack fork_choice is probed for it again every this
+/// many polls, so a client that gains the endpoint is detected.
+const FORK_CHOICE_REPROBE_EVERY: u64 = 10;
+
+type PollFuture =
+    Pin<Box<dyn Future<Output = (Result<Observation, UpstreamError>, Duration)> + Send>>;
+
+/// Polls upstream `i` until shutdown.
+pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown) {
+    let mut ticks =
+        tokio::time::interval_at(Instant::now() + stagger(&state, i), state.config.poll);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut in_flight: Option<PollFuture> = None;
+    let mut polls: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = ticks.tick() => {
+                if in_flight.is_some() {
+                    state.record_tick(i, true);
+                    tracing::debug!(upstream = %state.upstreams[i].config.name, "poll still running; tick skipped");
+                    continue;
+                }
+                state.record_tick(i, false);
+                let prefer_fallback = state.upstreams[i].view().source == Source::Fallback
+                    && polls % FORK_CHOICE_REPROBE_EVERY != 0;
+                polls += 1;
+                in_flight = Some(Box::pin(poll_once(state.clone(), i, prefer_fallback)));
+            }
+            (result, latency) = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
+                in_flight = None;
+                log_outcome(&state, i, &result);
+                state.record_poll(i, &result, latency);
+                state.poll_finished.notify_one();
+            }
+        }
+    }
+    // Dropping `in_flight` here cancels a running poll and closes its socket.
+}
+
+/// Spreads the first polls over one interval so N upstreams are not hit in
+/// one burst (and leanpoint's own CPU use is smooth).
+fn stagger(state: &AppState, i: usize) -> Duration {
+    let n = state.upstreams.len().max(1) as u32;
+    state.config.poll / n * (i as u32 % n)
+}
+
+async fn poll_once(
+    state: Arc<AppState>,
+    i: usize,
+    prefer_fallback: bool,
+) -> (Result<Observation, UpstreamError>, Duration) {
+    let started = Instant::now();
+    let deadline = started + state.config.timeout;
+    let requester = Requester {
+        client: &state.client,
+        upstream: &state.upstreams[i].config,
+        metrics: &state.metrics.upstreams[i],
+        in_flight_total: &state.metrics.in_flight_total,
+    };
+    let result = requester
+        .poll(&state.config, deadline, prefer_fallback)
+        .await;
+    (result, started.elapsed())
+}
+
+fn log_outcome(state: &AppState, i: usize, result: &Result<Observation, UpstreamError>) {
+    let name = &state.upstreams[i].config.name;
+    let before = state.upstreams[i].view();
+    match result {
+        Ok(o) if !before.healthy => {
+            tracing::info!(upstream = %name, finalized_slot = o.finalized_slot, source = o.source.as_str(), "upstream answering");
+        }
+        Err(e) if before.healthy || before.last_attempt_ms.is_none() => {
+            tracing::warn!(upstream = %name, kind = e.kind.as_str(), error = %e, "upstream poll failed");
+        }
+        Err(e) => {
+            tracing::debug!(upstream = %name, kind = e.kind.as_str(), error = %e, "upstream poll failed again")
+        }
+        Ok(_) => {}
+    }
+}
+
+/// Recomputes the decision after every poll and at least once per poll
+/// interval (observations age out of the stale window without any poll).
+pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
+    let mut ticks = tokio::time::interval(state.config.poll.min(Duration::from_secs(1)));
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut had_agreement = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = state.poll_finished.notified() => {}
+            _ = ticks.tick() => {}
+        }
+        let votes = state.fresh_votes();
+        let decision = consensus::decide(&votes, state.config.agreement);
+        state.apply(&decision, &votes);
+        let has = decision.agreed.is_some();
+        if has != had_agreement {
+            let c = state.consensus();
+            if has {
+                tracing::info!(
+                    finalized_slot = c.finalized.map(|f| f.slot),
+                    agreeing = c.agreeing,
+                    required = c.required,
+                    "agreement reached"
+                );
+            } else {
+                tracing::warn!(
+                    reason = c.last_error.as_deref().unwrap_or(""),
+                    "agreement lost"
+                );
+            }
+            had_agreement = has;
+        }
+    }
+}

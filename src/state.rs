@@ -1,0 +1,457 @@
+//! `AppState`: everything the tasks share, built once in `lib::build` and
+//! passed down behind an `Arc`.
+//!
+//! Writers are few and fixed: each poller writes its own upstream's view, the
+//! decider writes the consensus view, the state cache writes the served
+//! state. HTTP handlers only read. Locks are `std` locks held for a copy or a
+//! small update and never across an `.await`, so no handler can wait on an
+//! upstream.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use prometheus_client::registry::Registry;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+use crate::config::{Config, Upstream};
+use crate::consensus::{Decision, Vote};
+use crate::lean_api::{Checkpoint, Root};
+use crate::metrics::{Metrics, StateLabels, UpstreamState};
+use crate::upstream::{ErrorKind, Observation, Source, UpstreamError};
+
+/// Unix time in milliseconds.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What leanpoint knows about one upstream. Copied out whole by readers.
+#[derive(Clone, Debug)]
+pub struct UpstreamView {
+    pub observation: Option<Observation>,
+    /// Monotonic time of the last successful poll (freshness).
+    pub observed_at: Option<Instant>,
+    pub last_success_ms: Option<u64>,
+    pub last_attempt_ms: Option<u64>,
+    pub last_latency_ms: Option<u64>,
+    pub healthy: bool,
+    pub consecutive_errors: u64,
+    pub error_count: u64,
+    pub errors_by_kind: [u64; ErrorKind::ALL.len()],
+    pub last_error: Option<String>,
+    pub last_error_kind: Option<ErrorKind>,
+    pub source: Source,
+    pub polls: u64,
+    pub polls_skipped: u64,
+    /// Fresh and voting for the agreed checkpoint at the last decision.
+    pub agrees: bool,
+    pub standing: UpstreamState,
+}
+
+impl Default for UpstreamView {
+    fn default() -> Self {
+        UpstreamView {
+            observation: None,
+            observed_at: None,
+            last_success_ms: None,
+            last_attempt_ms: None,
+            last_latency_ms: None,
+            healthy: false,
+            consecutive_errors: 0,
+            error_count: 0,
+            errors_by_kind: [0; ErrorKind::ALL.len()],
+            last_error: None,
+            last_error_kind: None,
+            source: Source::Unknown,
+            polls: 0,
+            polls_skipped: 0,
+            agrees: false,
+            standing: UpstreamState::Failing,
+        }
+    }
+}
+
+/// One configured upstream and what is known about it.
+#[derive(Debug)]
+pub struct UpstreamSlot {
+    pub config: Upstream,
+    view: Mutex<UpstreamView>,
+    /// Unix ms of the poller's last loop turn: /livez proves pollers tick.
+    pub last_tick_ms: AtomicU64,
+}
+
+impl UpstreamSlot {
+    pub fn view(&self) -> UpstreamView {
+        lock(&self.view).clone()
+    }
+}
+
+/// The agreed finalized checkpoint as served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finalized {
+    pub slot: u64,
+    pub root: Option<Root>,
+}
+
+/// The decider's output, read by /status, /healthz and the checkpoint routes.
+#[derive(Clone, Debug, Default)]
+pub struct ConsensusView {
+    /// Served finalized checkpoint; never moves backwards.
+    pub finalized: Option<Finalized>,
+    /// Served justified checkpoint (the last agreed one).
+    pub justified: Option<Checkpoint>,
+    /// Agreement holds at the last decision.
+    pub agreement: bool,
+    pub last_agreement: Option<Instant>,
+    pub last_agreement_ms: u64,
+    pub last_decision_ms: u64,
+    pub finalized_advanced_ms: u64,
+    pub responding: usize,
+    pub required: usize,
+    pub agreeing: usize,
+    pub disagreeing: usize,
+    pub failing: usize,
+    pub conflict: bool,
+    /// Why there is no agreement, for /status `last_error`.
+    pub last_error: Option<String>,
+}
+
+/// The cached finalized State, shared by every download without copying.
+#[derive(Debug)]
+pub struct ServedState {
+    pub slot: u64,
+    pub root: Option<Root>,
+    pub bytes: Bytes,
+    pub etag: String,
+    pub fetched_from: String,
+    pub fetched_at_ms: u64,
+}
+
+/// The checkpoint the state cache should hold; sent by the decider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateTarget {
+    pub finalized: Finalized,
+    /// Bumped on every agreement change so a failed fetch is retried when
+    /// the supporters change.
+    pub generation: u64,
+}
+
+pub struct AppState {
+    pub config: Config,
+    pub metrics: Metrics,
+    /// Encoded at scrape time; registration happened in `lib::build`.
+    pub registry: Registry,
+    pub client: reqwest::Client,
+    pub upstreams: Vec<UpstreamSlot>,
+    consensus: RwLock<ConsensusView>,
+    served: RwLock<Option<Arc<ServedState>>>,
+    /// Pollers ring this after each poll; the decider waits on it.
+    pub poll_finished: Notify,
+    /// Decider -> state cache.
+    pub state_target: watch::Sender<Option<StateTarget>>,
+    pub started_ms: u64,
+    /// Supporters of the agreed checkpoint, in preference order, for the cache.
+    supporters: Mutex<Vec<usize>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("upstreams", &self.upstreams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the data
+    // half-updated in a way readers could not tolerate; keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        registry: Registry,
+        metrics: Metrics,
+        client: reqwest::Client,
+    ) -> AppState {
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|u| UpstreamSlot {
+                config: u.clone(),
+                view: Mutex::new(UpstreamView::default()),
+                last_tick_ms: AtomicU64::new(unix_ms()),
+            })
+            .collect();
+        let failing = config.upstreams.len();
+        metrics
+            .upstreams_by_state
+            .get_or_create(&StateLabels {
+                state: UpstreamState::Failing,
+            })
+            .set(failing as i64);
+        AppState {
+            config,
+            metrics,
+            registry,
+            client,
+            upstreams,
+            consensus: RwLock::new(ConsensusView {
+                failing,
+                ..Default::default()
+            }),
+            served: RwLock::new(None),
+            poll_finished: Notify::new(),
+            state_target: watch::channel(None).0,
+            started_ms: unix_ms(),
+            supporters: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn consensus(&self) -> ConsensusView {
+        self.consensus
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn served_state(&self) -> Option<Arc<ServedState>> {
+        self.served
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Agreement reached within the stale window: what /healthz, /readyz and
+    /// the checkpoint-sync routes require.
+    pub fn agreement_fresh(&self) -> bool {
+        self.consensus()
+            .last_agreement
+            .is_some_and(|t| t.elapsed() <= self.config.stale)
+    }
+
+    /// Records the outcome of one poll of upstream `i`.
+    pub fn record_poll(
+        &self,
+        i: usize,
+        result: &Result<Observation, UpstreamError>,
+        latency: Duration,
+    ) {
+        let slot = &self.upstreams[i];
+        let um = &self.metrics.upstreams[i];
+        let now_ms = unix_ms();
+        let mut v = lock(&slot.view);
+        v.last_attempt_ms = Some(now_ms);
+        v.last_latency_ms = Some(latency.as_millis() as u64);
+        match result {
+            Ok(obs) => {
+                v.observation = Some(*obs);
+                v.observed_at = Some(Instant::now());
+                v.last_success_ms = Some(now_ms);
+                v.healthy = true;
+                v.consecutive_errors = 0;
+                v.source = obs.source;
+                um.up.set(1);
+                um.last_success.set(now_ms as f64 / 1000.0);
+                um.set_source(obs.source);
+                um.finalized_slot.set(obs.finalized_slot as i64);
+                if let Some(h) = obs.head_slot {
+                    um.head_slot.set(h as i64);
+                }
+                if let Some(j) = obs.justified {
+                    um.justified_slot.set(j.slot as i64);
+                }
+            }
+            Err(e) => {
+                v.healthy = false;
+                v.consecutive_errors += 1;
+                v.error_count += 1;
+                if let Some(k) = ErrorKind::ALL.iter().position(|k| *k == e.kind) {
+                    v.errors_by_kind[k] += 1;
+                }
+                v.last_error = Some(e.to_string());
+                v.last_error_kind = Some(e.kind);
+                um.up.set(0);
+            }
+        }
+        um.consecutive_errors.set(v.consecutive_errors as i64);
+    }
+
+    pub fn record_tick(&self, i: usize, skipped: bool) {
+        self.upstreams[i]
+            .last_tick_ms
+            .store(unix_ms(), Ordering::Relaxed);
+        let mut v = lock(&self.upstreams[i].view);
+        if skipped {
+            v.polls_skipped += 1;
+            self.metrics.upstreams[i].polls_skipped.inc();
+        } else {
+            v.polls += 1;
+            self.metrics.upstreams[i].polls.inc();
+        }
+    }
+
+    /// One vote per upstream, None where its last success is older than the
+    /// stale window.
+    pub fn fresh_votes(&self) -> Vec<Option<Vote>> {
+        let stale = self.config.stale;
+        self.upstreams
+            .iter()
+            .map(|u| {
+                let v = lock(&u.view);
+                match (v.observation, v.observed_at) {
+                    (Some(o), Some(at)) if at.elapsed() <= stale => Some(Vote {
+                        finalized_slot: o.finalized_slot,
+                        finalized_root: o.finalized_root,
+                        justified: o.justified,
+                    }),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Applies a decision: updates standings and metrics, moves the served
+    /// checkpoint forward (never back), and tells the state cache what to hold.
+    pub fn apply(&self, decision: &Decision, votes: &[Option<Vote>]) {
+        let now_ms = unix_ms();
+        let (mut agreeing, mut disagreeing, mut failing) = (0usize, 0usize, 0usize);
+        let supporters: &[usize] = decision
+            .agreed
+            .as_ref()
+            .map_or(&[], |a| a.supporters.as_slice());
+        for (i, slot) in self.upstreams.iter().enumerate() {
+            let standing = match votes.get(i) {
+                Some(Some(_)) if supporters.contains(&i) => UpstreamState::Agreeing,
+                Some(Some(_)) => UpstreamState::Disagreeing,
+                _ => UpstreamState::Failing,
+            };
+            match standing {
+                UpstreamState::Agreeing => agreeing += 1,
+                UpstreamState::Disagreeing => disagreeing += 1,
+                UpstreamState::Failing => failing += 1,
+            }
+            let mut v = lock(&slot.view);
+            v.standing = standing;
+            v.agrees = standing == UpstreamState::Agreeing;
+            self.metrics.upstreams[i].agrees.set(i64::from(v.agrees));
+        }
+        let m = &self.metrics;
+        for (state, n) in [
+            (UpstreamState::Agreeing, agreeing),
+            (UpstreamState::Disagreeing, disagreeing),
+            (UpstreamState::Failing, failing),
+        ] {
+            m.upstreams_by_state
+                .get_or_create(&StateLabels { state })
+                .set(n as i64);
+        }
+        m.required_votes.set(decision.required as i64);
+        m.consensus_reached
+            .set(i64::from(decision.agreed.is_some()));
+
+        let mut c = self.consensus.write().unwrap_or_else(|p| p.into_inner());
+        c.last_decision_ms = now_ms;
+        c.responding = decision.responding;
+        c.required = decision.required;
+        (c.agreeing, c.disagreeing, c.failing) = (agreeing, disagreeing, failing);
+        c.conflict = decision.conflict;
+        c.agreement = false;
+        let Some(agreed) = &decision.agreed else {
+            c.last_error = Some(if decision.conflict {
+                "conflict: two finalized roots at one slot both meet the agreement rule".to_string()
+            } else {
+                format!(
+                    "no consensus reached among upstreams ({} fresh of {}, {} must agree)",
+                    decision.responding,
+                    self.upstreams.len(),
+                    decision.required
+                )
+            });
+            return;
+        };
+        let candidate = Finalized {
+            slot: agreed.finalized_slot,
+            root: agreed.finalized_root,
+        };
+        match c.finalized {
+            Some(cur)
+                if candidate.slot < cur.slot
+                    || (candidate.slot == cur.slot
+                        && candidate.root != cur.root
+                        && cur.root.is_some()
+                        && candidate.root.is_some()) =>
+            {
+                // Older or conflicting: keep serving what was agreed before.
+                m.regressions_refused.inc();
+                c.last_error = Some(format!(
+                    "agreement on finalized slot {} refused: slot {} was already served",
+                    candidate.slot, cur.slot
+                ));
+                return;
+            }
+            Some(cur)
+                if cur == candidate || (cur.slot == candidate.slot && candidate.root.is_none()) => {
+            }
+            // A root learned for a slot served by slot alone, or a newer checkpoint.
+            _ => {
+                if c.finalized.map(|f| f.slot) != Some(candidate.slot) {
+                    c.finalized_advanced_ms = now_ms;
+                    m.finalized_advanced.set(now_ms as f64 / 1000.0);
+                }
+                c.finalized = Some(candidate);
+                m.finalized_slot.set(candidate.slot as i64);
+            }
+        }
+        if let Some(j) = agreed.justified {
+            if c.justified.is_none_or(|cur| j.slot >= cur.slot) {
+                c.justified = Some(j);
+                m.justified_slot.set(j.slot as i64);
+            }
+        }
+        c.agreement = true;
+        c.last_error = None;
+        c.last_agreement = Some(Instant::now());
+        c.last_agreement_ms = now_ms;
+        m.last_agreement.set(now_ms as f64 / 1000.0);
+        let finalized = c.finalized;
+        drop(c);
+
+        *lock(&self.supporters) = agreed.supporters.clone();
+        if let Some(finalized) = finalized {
+            self.state_target.send_if_modified(|t| {
+                let changed = t.map(|t| t.finalized) != Some(finalized);
+                if changed {
+                    let generation = t.map_or(0, |t| t.generation + 1);
+                    *t = Some(StateTarget {
+                        finalized,
+                        generation,
+                    });
+                }
+                changed
+            });
+        }
+    }
+
+    /// Supporters of the current agreement, for the state cache to try in order.
+    pub fn supporters(&self) -> Vec<usize> {
+        lock(&self.supporters).clone()
+    }
+
+    /// Installs a downloaded State unless a newer one is already served.
+    pub fn install_state(&self, s: ServedState) {
+        let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
+        if served.as_ref().is_some_and(|cur| cur.slot > s.slot) {
+            return;
+        }
+        self.metrics.served_state_slot.set(s.slot as i64);
+        self.metrics.served_state_bytes.set(s.bytes.len() as i64);
+        *served = Some(Arc::new(s));
+    }
+}

@@ -110,10 +110,20 @@ pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
     let mut ticks = tokio::time::interval(state.config.poll.min(Duration::from_secs(1)));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut had_agreement = false;
+    // With many upstreams polls finish continuously; deciding once per batch
+    // instead of once per poll keeps the decider's cost flat (a decision
+    // reads every upstream's view). A twentieth of the interval keeps the
+    // agreement at most that much behind the polls.
+    let batch = (state.config.poll / 20).clamp(Duration::from_millis(1), Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
-            _ = state.poll_finished.notified() => {}
+            _ = state.poll_finished.notified() => {
+                tokio::select! {
+                    _ = shutdown.wait() => break,
+                    _ = tokio::time::sleep(batch) => {}
+                }
+            }
             _ = ticks.tick() => {}
         }
         let votes = state.fresh_votes();

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command: everything CI runs, in the order a failure is
+# cheapest to find. Works on a fresh Debian machine (installs what it needs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "installing test dependencies (promtool, prometheus, amtool, docker-compose) if missing"
+scripts/install-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "cargo test (unit, integration on the real binary and real sockets)"
+# Two test threads: the fault tests time real deadlines, and the machine
+# they must pass on has two cores.
+cargo test --locked --all-targets -- --test-threads=2
+
+step "alert rules: promtool check rules + unit tests"
+promtool check rules alerts/*.rules.yml
+promtool test rules alerts/tests/*.yml
+
+step "compose stack on paper: docker-compose config, promtool check config, amtool check-config"
+docker-compose -f docker-compose.yml config -q
+promtool check config --syntax-only deploy/prometheus/prometheus.yml
+amtool check-config deploy/alertmanager/alertmanager.yml
+
+step "dashboards and rules against a real Prometheus scraping a real leanpoint"
+scripts/prometheus-e2e.sh
+
+step "all tests passed"

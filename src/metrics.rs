@@ -205,6 +205,7 @@ pub struct Metrics {
     pub upstreams_by_state: Family<StateLabels, Gauge>,
     pub required_votes: Gauge,
     pub last_agreement: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub last_decision: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub finalized_advanced: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub regressions_refused: Counter,
     pub served_state_slot: Gauge,
@@ -413,6 +414,8 @@ impl Metrics {
         );
         let last_agreement = Gauge::default();
         r.register("last_agreement_timestamp_seconds", "Unix time agreement was last reached (0 = never); successor of leanpoint_last_success_timestamp_ms", last_agreement.clone());
+        let last_decision = Gauge::default();
+        r.register("last_decision_timestamp_seconds", "Unix time of the last agreement decision, reached or not (0 = never); successor of leanpoint_last_updated_timestamp_ms", last_decision.clone());
         let finalized_advanced = Gauge::default();
         r.register(
             "finalized_advanced_timestamp_seconds",
@@ -497,6 +500,7 @@ impl Metrics {
             upstreams_by_state,
             required_votes,
             last_agreement,
+            last_decision,
             finalized_advanced,
             regressions_refused,
             served_state_slot,

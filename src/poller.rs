@@ -114,7 +114,8 @@ pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
     // instead of once per poll keeps the decider's cost flat (a decision
     // reads every upstream's view). A twentieth of the interval keeps the
     // agreement at most that much behind the polls.
-    let batch = (state.config.poll / 20).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    let batch =
+        (state.config.poll / 20).clamp(Duration::from_millis(1), Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,

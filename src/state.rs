@@ -353,6 +353,7 @@ impl AppState {
                 .set(n as i64);
         }
         m.required_votes.set(decision.required as i64);
+        m.last_decision.set(now_ms as f64 / 1000.0);
         m.consensus_reached
             .set(i64::from(decision.agreed.is_some()));
 

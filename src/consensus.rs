@@ -133,7 +133,7 @@ fn agreed_justified(
         .filter(|(cp, n)| *n >= required && cp.slot >= finalized_slot)
         .map(|(cp, _)| cp)
         .collect();
-    ok.sort_by(|a, b| b.slot.cmp(&a.slot));
+    ok.sort_by_key(|cp| std::cmp::Reverse(cp.slot));
     match ok.as_slice() {
         [first, second, ..] if first.slot == second.slot => None,
         [first, ..] => Some(*first),
@@ -170,15 +170,18 @@ mod tests {
 
     use AgreementRule::*;
 
+    /// (name, votes, rule, expected agreed (slot, first root byte)).
+    type Case = (
+        &'static str,
+        Vec<Option<Vote>>,
+        AgreementRule,
+        Option<(u64, Option<u8>)>,
+    );
+
     #[test]
     fn table() {
         // (votes, rule, expected agreed (slot, root byte) or None)
-        let cases: Vec<(
-            &str,
-            Vec<Option<Vote>>,
-            AgreementRule,
-            Option<(u64, Option<u8>)>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "3 of 3",
                 vec![full(9, 1), full(9, 1), full(9, 1)],

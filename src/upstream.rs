@@ -414,9 +414,12 @@ fn classify(endpoint: Endpoint, e: &reqwest::Error) -> UpstreamError {
         ErrorKind::Connect
     } else if io_kind == Some(Io::ConnectionReset) {
         ErrorKind::Reset
-    } else if incomplete || matches!(io_kind, Some(Io::UnexpectedEof | Io::BrokenPipe)) {
-        ErrorKind::Closed
-    } else if e.is_body() || e.is_decode() {
+    } else if incomplete
+        || matches!(io_kind, Some(Io::UnexpectedEof | Io::BrokenPipe))
+        || e.is_body()
+        || e.is_decode()
+    {
+        // Whatever else broke a body mid-stream, the peer stopped sending.
         ErrorKind::Closed
     } else {
         ErrorKind::Connect

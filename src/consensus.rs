@@ -115,6 +115,51 @@ pub fn decide(votes: &[Option<Vote>], rule: AgreementRule) -> Decision {
     decision
 }
 
+/// Whether the checkpoint already served still holds when no candidate meets
+/// the rule: `required` fresh upstreams report it (same root, or slot-only at
+/// its slot) or have finalized a later slot.
+///
+/// Finality advances upstream by upstream: for a poll interval after it
+/// moves, some upstreams report the new checkpoint and some the old, and
+/// neither has a majority. Without this, agreement would drop at every
+/// advance. An upstream past the served checkpoint is counted for it because
+/// finalized checkpoints only move forward on a chain; one that finalized a
+/// conflicting fork is a safety fault the served checkpoint predates. An
+/// upstream behind it, or on another root at its slot, is not counted.
+pub fn hold(
+    votes: &[Option<Vote>],
+    rule: AgreementRule,
+    served_slot: u64,
+    served_root: Option<Root>,
+) -> Option<Agreement> {
+    let fresh: Vec<(usize, &Vote)> = votes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.as_ref().map(|v| (i, v)))
+        .collect();
+    let required = required_votes(rule, votes.len(), fresh.len()).max(1);
+    let supporters: Vec<usize> = fresh
+        .iter()
+        .filter(|(_, v)| {
+            v.finalized_slot > served_slot
+                || (v.finalized_slot == served_slot
+                    && (v.finalized_root.is_none()
+                        || served_root.is_none()
+                        || v.finalized_root == served_root))
+        })
+        .map(|(i, _)| *i)
+        .collect();
+    if supporters.len() < required {
+        return None;
+    }
+    Some(Agreement {
+        finalized_slot: served_slot,
+        finalized_root: served_root,
+        justified: agreed_justified(&fresh, required, served_slot),
+        supporters,
+    })
+}
+
 /// The highest justified checkpoint (at or after the finalized slot) that
 /// `required` fresh upstreams report, unless two roots tie at its slot.
 fn agreed_justified(
@@ -307,6 +352,19 @@ mod tests {
         }
         let a = decide(&votes, ConfiguredMajority).agreed.expect("agreed");
         assert_eq!(a.justified, None);
+    }
+
+    #[test]
+    fn served_checkpoint_holds_while_finality_advances() {
+        // 5 configured: 2 still at 9, 2 already at 10, 1 down. Neither 9 nor
+        // 10 has 3 votes, but 4 upstreams are at or past the served 9.
+        let votes = vec![full(9, 1), full(9, 1), full(10, 2), full(10, 2), None];
+        assert!(decide(&votes, ConfiguredMajority).agreed.is_none());
+        let held = hold(&votes, ConfiguredMajority, 9, Some(root(1))).expect("holds");
+        assert_eq!(held.supporters, vec![0, 1, 2, 3]);
+        // A fork at the served slot and laggards do not hold it.
+        let votes = vec![full(9, 1), full(9, 3), full(8, 2), full(8, 2), None];
+        assert!(hold(&votes, ConfiguredMajority, 9, Some(root(1))).is_none());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::consensus;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
-use crate::upstream::{Observation, Requester, Source, UpstreamError};
+use crate::upstream::{Observation, Source, UpstreamError};
 
 /// An upstream known to lack fork_choice is probed for it again every this
 /// many polls, so a client that gains the endpoint is detected.
@@ -73,14 +73,12 @@ async fn poll_once(
     i: usize,
     prefer_fallback: bool,
 ) -> (Result<Observation, UpstreamError>, Duration) {
+    // Waits while the state cache downloads from this upstream; ticks that
+    // come meanwhile are skipped and counted like any other.
+    let _turn = state.upstreams[i].turn.lock().await;
     let started = Instant::now();
     let deadline = started + state.config.timeout;
-    let requester = Requester {
-        client: &state.client,
-        upstream: &state.upstreams[i].config,
-        metrics: &state.metrics.upstreams[i],
-        in_flight_total: &state.metrics.in_flight_total,
-    };
+    let requester = state.requester(i);
     let result = requester
         .poll(&state.config, deadline, prefer_fallback)
         .await;
@@ -128,7 +126,13 @@ pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
             _ = ticks.tick() => {}
         }
         let votes = state.fresh_votes();
-        let decision = consensus::decide(&votes, state.config.agreement);
+        let mut decision = consensus::decide(&votes, state.config.agreement);
+        if decision.agreed.is_none() && !decision.conflict {
+            if let Some(served) = state.consensus().finalized {
+                decision.agreed =
+                    consensus::hold(&votes, state.config.agreement, served.slot, served.root);
+            }
+        }
         state.apply(&decision, &votes);
         let has = decision.agreed.is_some();
         if has != had_agreement {

@@ -83,6 +83,10 @@ pub struct UpstreamSlot {
     view: Mutex<UpstreamView>,
     /// Unix ms of the poller's last loop turn: /livez proves pollers tick.
     pub last_tick_ms: AtomicU64,
+    /// Held for the whole of any request to this upstream. The poller and the
+    /// state cache both talk to upstreams; this turn is what keeps it to one
+    /// request in flight per upstream between the two of them.
+    pub turn: tokio::sync::Mutex<()>,
 }
 
 impl UpstreamSlot {
@@ -187,6 +191,7 @@ impl AppState {
                 config: u.clone(),
                 view: Mutex::new(UpstreamView::default()),
                 last_tick_ms: AtomicU64::new(unix_ms()),
+                turn: tokio::sync::Mutex::new(()),
             })
             .collect();
         let failing = config.upstreams.len();
@@ -437,6 +442,17 @@ impl AppState {
                 }
                 changed
             });
+        }
+    }
+
+    /// The bounded request path to upstream `i`. Callers hold
+    /// `upstreams[i].turn` while they use it.
+    pub fn requester(&self, i: usize) -> crate::upstream::Requester<'_> {
+        crate::upstream::Requester {
+            client: &self.client,
+            upstream: &self.upstreams[i].config,
+            metrics: &self.metrics.upstreams[i],
+            in_flight_total: &self.metrics.in_flight_total,
         }
     }
 

@@ -14,7 +14,6 @@ use tokio::time::Instant;
 
 use crate::shutdown::Shutdown;
 use crate::state::{unix_ms, AppState, ServedState, StateTarget};
-use crate::upstream::Requester;
 
 /// Pause between rounds over all supporters when none gave a usable State.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -68,12 +67,9 @@ async fn fetch_until_done(
 
 async fn try_one(state: &AppState, target: StateTarget, i: usize) -> bool {
     let upstream = &state.upstreams[i].config;
-    let requester = Requester {
-        client: &state.client,
-        upstream,
-        metrics: &state.metrics.upstreams[i],
-        in_flight_total: &state.metrics.in_flight_total,
-    };
+    // One request in flight per upstream: wait for its poll to end.
+    let _turn = state.upstreams[i].turn.lock().await;
+    let requester = state.requester(i);
     state.metrics.state_fetches.inc();
     // A state is larger than a poll's JSON: allow it the total deadline
     // several times over, still bounded.

@@ -14,6 +14,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
+# prometheus_e2e is `test = false` (run by its own step below, not alongside
+# the timing tests), so --all-targets does not lint it.
+cargo clippy --locked --test prometheus_e2e -- -D warnings
 
 step "cargo test (unit, integration on the real binary and real sockets)"
 # Two test threads: the fault tests time real deadlines, and the machine

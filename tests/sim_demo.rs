@@ -49,26 +49,19 @@ fn demo_prints_its_urls_reaches_agreement_and_stops_on_sigterm() {
     // 5 of 8 agree: the decider logs the agreement.
     demo.stderr_line(|l| l.contains("agreement reached"), Duration::from_secs(20));
 
-    // /metrics is served by the http module. Until that lands on this
-    // branch (a stub that answers only /status), these checks cannot run.
-    let (status, _, _) = http("GET", &format!("{base}/metrics"), "");
-    if status == 404 {
-        eprintln!("NOT RUN: /metrics is not served by this build (http stub)");
-    } else {
-        wait_for(
-            "consensus and a down hung node in /metrics",
-            Duration::from_secs(20),
-            || {
-                let (status, _, body) = http("GET", &format!("{base}/metrics"), "");
-                let text = String::from_utf8_lossy(&body).to_string();
-                (status == 200
-                    && text.contains("\nleanpoint_consensus_reached 1\n")
-                    && text.contains("leanpoint_upstream_up{upstream=\"node-5-accept-hang\"} 0")
-                    && text.contains("leanpoint_upstream_up{upstream=\"node-0-healthy\"} 1"))
-                .then_some(())
-            },
-        );
-    }
+    wait_for(
+        "consensus and a down hung node in /metrics",
+        Duration::from_secs(20),
+        || {
+            let (status, _, body) = http("GET", &format!("{base}/metrics"), "");
+            let text = String::from_utf8_lossy(&body).to_string();
+            (status == 200
+                && text.contains("\nleanpoint_consensus_reached 1\n")
+                && text.contains("leanpoint_upstream_up{upstream=\"node-5-accept-hang\"} 0")
+                && text.contains("leanpoint_upstream_up{upstream=\"node-0-healthy\"} 1"))
+            .then_some(())
+        },
+    );
 
     let pid = rustix::process::Pid::from_child(&demo.child);
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");

@@ -106,15 +106,31 @@ fn log_outcome(state: &AppState, i: usize, result: &Result<Observation, Upstream
 
 /// Recomputes the decision after every poll and at least once per poll
 /// interval (observations age out of the stale window without any poll).
+///
+/// No decision is made before every upstream's first poll has ended (either
+/// way). Until then an upstream not yet asked looks like one that is down,
+/// so the first answers would decide alone: under responding-majority the
+/// very first upstream to answer is "1 of 1", and under count:N the first N
+/// of one fork win before the other fork is heard. The wait is bounded: the
+/// first polls start within one interval and each ends at its deadline.
 pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
     let mut ticks = tokio::time::interval(state.config.poll.min(Duration::from_secs(1)));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut had_agreement = false;
+    let mut first_round_done = false;
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
             _ = state.poll_finished.notified() => {}
             _ = ticks.tick() => {}
+        }
+        if !first_round_done {
+            let polled = state.polled_once();
+            if polled < state.upstreams.len() {
+                state.note_first_round(polled);
+                continue;
+            }
+            first_round_done = true;
         }
         let votes = state.fresh_votes();
         let decision = consensus::decide(&votes, state.config.agreement);

@@ -52,6 +52,13 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
             }
             (result, latency) = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
                 in_flight = None;
+                // The next poll starts a full interval after this one ended,
+                // never in the same instant. A request cut off at its deadline
+                // is closed by hyper's connection task, a moment after the
+                // drop; a poll started at once (the deadline is often a
+                // multiple of the interval, so a tick is due right then) would
+                // briefly hold a second socket to a hung upstream.
+                ticks.reset();
                 log_outcome(&state, i, &result);
                 state.record_poll(i, &result, latency);
                 state.poll_finished.notify_one();

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fake::{FORK_CHOICE, STATE};
+use common::fixtures::{FORK_CHOICE, STATE};
 use common::{dead_port, fixture, fixture_finalized, metric, start, Leanpoint, Mode, FAST};
 use serde_json::Value;
 
@@ -57,7 +57,13 @@ async fn agree_and_serve(folder: &'static str) {
 
     let status = lp.json("/status").await;
     assert_eq!(status["served_state_slot"], slot, "{status}");
-    let all = lp.json("/api/upstreams").await;
+    let all = lp
+        .wait_json("/api/upstreams", "every upstream agreeing", WAIT, |a| {
+            a["upstreams"]
+                .as_array()
+                .is_some_and(|us| us.iter().all(|u| u["agrees"] == true))
+        })
+        .await;
     for u in all["upstreams"].as_array().expect("upstreams array") {
         assert_eq!(u["agrees"], true, "{u}");
         assert_eq!(u["standing"], "agreeing", "{u}");

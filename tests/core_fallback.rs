@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fake::{FORK_CHOICE, STATE};
+use common::fixtures::{FORK_CHOICE, STATE};
 use common::{fixture, fixture_finalized, start, Mode, FAST};
 use serde_json::Value;
 

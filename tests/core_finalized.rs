@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fake::STATE;
+use common::fixtures::STATE;
 use common::{fixture, fixture_finalized, metric, start, wait_until, Mode};
 
 const WAIT: Duration = Duration::from_secs(30);

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fake::{FORK_CHOICE, JSON, STATE};
+use common::fixtures::{FORK_CHOICE, JSON, SSZ, STATE};
 use common::{fixture, metric, start, wait_until, Mode, Reply, Routes};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -32,8 +32,7 @@ async fn hostile_bodies_are_named_counted_and_survived() {
     let hostile: Vec<(&str, Routes, &str)> = vec![
         (
             "truncated-long",
-            Routes::legacy("advanced")
-                .with(STATE, Reply::ok(common::fake::SSZ, state[..500].to_vec())),
+            Routes::legacy("advanced").with(STATE, Reply::ok(SSZ, state[..500].to_vec())),
             "",
         ),
         (
@@ -64,8 +63,7 @@ async fn hostile_bodies_are_named_counted_and_survived() {
         ),
         (
             "truncated",
-            Routes::legacy("advanced")
-                .with(STATE, Reply::ok(common::fake::SSZ, state[..100].to_vec())),
+            Routes::legacy("advanced").with(STATE, Reply::ok(SSZ, state[..100].to_vec())),
             "decode",
         ),
     ];

@@ -4,13 +4,13 @@ use std::fs::File;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::client::{client, get_with, wait_until, Response};
+use super::sys::{fd_count, fds, free_port, listens, Fd, TempDir};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_leanpoint");
@@ -29,48 +29,6 @@ pub const FAST: &[&str] = &[
 
 /// How long leanpoint may take to start listening on a busy machine.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A directory under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "leanpoint-test-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("creating a temp dir");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes `contents` to `name` in the directory and returns its path.
-    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, contents).expect("writing a temp file");
-        p
-    }
-}
-
-impl Default for TempDir {
-    fn default() -> Self {
-        TempDir::new()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// An upstreams file in the Zig leanpoint's format.
 pub fn upstreams_json(upstreams: &[(String, String)]) -> String {
@@ -198,12 +156,6 @@ fn base_command(port: u16, stderr: &Path) -> Command {
     cmd
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-    l.local_addr().expect("local address").port()
-}
-
 /// Ok once `child` itself listens on `port`; Err(exit status) if it exited,
 /// Err(None) at the start timeout.
 async fn wait_listening(child: &mut Child, port: u16) -> Result<(), Option<ExitStatus>> {
@@ -220,40 +172,6 @@ async fn wait_listening(child: &mut Child, port: u16) -> Result<(), Option<ExitS
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// True when process `pid` holds the listening socket of 127.0.0.1:`port`
-/// (found by inode in /proc/net/tcp), so a stranger on the port never
-/// passes for our leanpoint.
-fn listens(pid: u32, port: u16) -> bool {
-    let Ok(tcp) = std::fs::read_to_string("/proc/net/tcp") else {
-        return false;
-    };
-    let inodes: Vec<String> = tcp
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let p = u16::from_str_radix(f.get(1)?.rsplit_once(':')?.1, 16).ok()?;
-            let inode = f.get(9)?;
-            (p == port && *f.get(3)? == "0A").then(|| format!("socket:[{inode}]"))
-        })
-        .collect();
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    !inodes.is_empty()
-        && fds.flatten().any(|e| {
-            std::fs::read_link(e.path())
-                .is_ok_and(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
-        })
-}
-
-/// Open file descriptors of process `pid`.
-pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 /// A running leanpoint. Killed (and reaped) on drop; when the test is
@@ -292,6 +210,23 @@ impl Leanpoint {
     /// Open fds of the process now.
     pub fn fd_count(&self) -> usize {
         fd_count(self.pid())
+    }
+
+    /// Open fds of the process, TCP sockets resolved.
+    pub fn fds(&self) -> Vec<Fd> {
+        fds(self.pid())
+    }
+
+    /// Open fds that are not inbound connections to leanpoint's own port
+    /// (those are bounded by --max-connections, not by upstreams).
+    pub fn fds_without_inbound(&self) -> Vec<Fd> {
+        self.fds()
+            .into_iter()
+            .filter(|f| {
+                f.tcp
+                    .is_none_or(|t| t.local_port != self.port || t.state == 0x0A)
+            })
+            .collect()
     }
 
     /// Some(status) once the process has exited.

@@ -3,13 +3,17 @@
 //!
 //! - [`leanpoint`]: the real binary as a child process ([`Leanpoint`], built
 //!   with [`Leanpoint::builder`]), killed on drop, stderr shown on failure;
-//!   optional RLIMIT_NOFILE; `fd_count`; `run_to_exit` for runs that must
-//!   end by themselves (bad configuration).
+//!   optional RLIMIT_NOFILE; its fds; `run_to_exit` for runs that must end
+//!   by themselves (bad configuration).
 //! - [`fake`]: fake Lean API upstreams on 127.0.0.1:0 ([`FakeUpstream`]) that
 //!   serve fixtures or exact faults ([`Mode`]), switchable at run time, and
 //!   count leanpoint's connections to them.
+//! - [`fixtures`]: the captured Lean API bytes, paths, content types, and
+//!   [`Routes`] / [`Reply`] to build hostile variants from.
 //! - [`client`]: a GET on a new connection with a hard timeout, Prometheus
 //!   text parsing ([`metric`]) and [`wait_until`].
+//! - [`sys`]: temp dirs, free and dead ports, fds and TCP sockets of a
+//!   process from /proc.
 //!
 //! Everything waits on conditions with deadlines, never on bare sleeps, so
 //! the tests hold on two busy cores.
@@ -19,13 +23,15 @@
 
 pub mod client;
 pub mod fake;
+pub mod fixtures;
 pub mod leanpoint;
+pub mod sys;
 
 pub use client::{client, get_with, metric, wait_until, Response};
-pub use fake::{
-    dead_port, fixture, fixture_finalized, ConnRecord, FakeUpstream, Mode, Reply, Routes,
-};
-pub use leanpoint::{find_upstream, run_to_exit, Exit, Leanpoint, TempDir, FAST};
+pub use fake::{ConnRecord, FakeUpstream, Mode};
+pub use fixtures::{fixture, fixture_finalized, Reply, Routes};
+pub use leanpoint::{find_upstream, run_to_exit, Exit, Leanpoint, FAST};
+pub use sys::{dead_port, TempDir};
 
 /// Starts one fake upstream per `(name, mode)` and a leanpoint polling them
 /// with `args`.

@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::consensus;
@@ -35,20 +36,33 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut in_flight: Option<PollFuture> = None;
     let mut polls: u64 = 0;
+    let mut after_download = false;
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
             _ = ticks.tick() => {
                 if in_flight.is_some() {
-                    state.record_tick(i, true);
-                    tracing::debug!(upstream = %state.upstreams[i].config.name, "poll still running; tick skipped");
+                    skip_tick(&state, i, "poll still running");
+                    continue;
+                }
+                let Ok(turn) = state.upstreams[i].turn.clone().try_acquire_owned() else {
+                    after_download = true;
+                    skip_tick(&state, i, "finalized State download running");
+                    continue;
+                };
+                if std::mem::take(&mut after_download) {
+                    // As after a poll: one interval for the download's socket
+                    // to close before this upstream gets a new connection.
+                    drop(turn);
+                    ticks.reset();
+                    skip_tick(&state, i, "finalized State download just ended");
                     continue;
                 }
                 state.record_tick(i, false);
                 let prefer_fallback = state.upstreams[i].view().source == Source::Fallback
                     && polls % FORK_CHOICE_REPROBE_EVERY != 0;
                 polls += 1;
-                in_flight = Some(Box::pin(poll_once(state.clone(), i, prefer_fallback)));
+                in_flight = Some(Box::pin(poll_once(state.clone(), i, prefer_fallback, turn)));
             }
             (result, latency) = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
                 in_flight = None;
@@ -68,6 +82,11 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
     // Dropping `in_flight` here cancels a running poll and closes its socket.
 }
 
+fn skip_tick(state: &AppState, i: usize, why: &str) {
+    state.record_tick(i, true);
+    tracing::debug!(upstream = %state.upstreams[i].config.name, why, "tick skipped");
+}
+
 /// Spreads the first polls over one interval so N upstreams are not hit in
 /// one burst (and leanpoint's own CPU use is smooth).
 fn stagger(state: &AppState, i: usize) -> Duration {
@@ -75,10 +94,13 @@ fn stagger(state: &AppState, i: usize) -> Duration {
     state.config.poll / n * (i as u32 % n)
 }
 
+/// One poll. Holds the upstream's `turn` until it ends, so the State cache
+/// never sends a request to this upstream beside it.
 async fn poll_once(
     state: Arc<AppState>,
     i: usize,
     prefer_fallback: bool,
+    _turn: OwnedSemaphorePermit,
 ) -> (Result<Observation, UpstreamError>, Duration) {
     let started = Instant::now();
     let deadline = started + state.config.timeout;

@@ -247,7 +247,15 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>, id: usize)
         }
         let mode = lock(&shared.mode).clone();
         let keep_open = match mode {
-            Mode::Routes(routes) => write_reply(&mut stream, &routes.reply(&path)).await,
+            Mode::Routes(routes) => {
+                let reply = routes.reply(&path);
+                if reply.drip {
+                    slow_drip(&mut stream, &reply.content_type).await;
+                    false
+                } else {
+                    write_reply(&mut stream, &reply).await
+                }
+            }
             Mode::AcceptHang => {
                 wait_for_eof(&mut stream).await;
                 false
@@ -258,7 +266,12 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>, id: usize)
                 false
             }
             Mode::SlowDrip => {
-                slow_drip(&mut stream, &path).await;
+                let ct = if path == STATE || path == BLOCK {
+                    SSZ
+                } else {
+                    JSON
+                };
+                slow_drip(&mut stream, ct).await;
                 false
             }
             Mode::Fixture(_) | Mode::Legacy(_) => unreachable!("resolved in set_mode"),
@@ -328,12 +341,7 @@ async fn wait_for_eof(stream: &mut TcpStream) {
     }
 }
 
-async fn slow_drip(stream: &mut TcpStream, path: &str) {
-    let ct = if path == STATE || path == BLOCK {
-        SSZ
-    } else {
-        JSON
-    };
+async fn slow_drip(stream: &mut TcpStream, ct: &str) {
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {SLOW_DRIP_LENGTH}\r\n\r\n"
     );

@@ -44,6 +44,9 @@ pub struct Reply {
     /// Sent with `Transfer-Encoding: chunked` (no Content-Length), so a size
     /// cap can only be enforced while streaming.
     pub chunked: bool,
+    /// Sent as a 200 head with a large Content-Length, then one body byte
+    /// every 100 ms forever (status and body are ignored).
+    pub drip: bool,
 }
 
 impl Reply {
@@ -54,6 +57,7 @@ impl Reply {
             content_type: content_type.to_string(),
             body: body.into(),
             chunked: false,
+            drip: false,
         }
     }
 
@@ -64,7 +68,14 @@ impl Reply {
             content_type: "text/plain; charset=utf-8".to_string(),
             body: Bytes::from_static(b"404: Not Found"),
             chunked: false,
+            drip: false,
         }
+    }
+
+    /// This route's content type, dripped forever (see `drip`).
+    pub fn dripping(mut self) -> Reply {
+        self.drip = true;
+        self
     }
 
     /// The same response sent chunked.
@@ -100,6 +111,7 @@ impl Routes {
                     content_type: "text/plain; charset=utf-8".to_string(),
                     body: body.into(),
                     chunked: false,
+                    drip: false,
                 }
             } else {
                 panic!("fixture folder {folder} has no {file}");

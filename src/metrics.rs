@@ -267,7 +267,7 @@ impl Metrics {
             consec.clone(),
         );
         let in_flight = Family::<UpstreamLabels, Gauge>::default();
-        r.register("upstream_in_flight_requests", "Requests to this upstream in flight now: 0 or 1 by construction (one poll or State download at a time, requests in sequence)", in_flight.clone());
+        r.register("upstream_in_flight_requests", "Requests to this upstream in flight now: 0 or 1 by construction (one poll at a time, requests in sequence)", in_flight.clone());
         let polls = Family::<UpstreamLabels, Counter>::default();
         r.register(
             "upstream_polls",
@@ -443,11 +443,7 @@ impl Metrics {
             state_fetch_failures.clone(),
         );
         let in_flight_total = Gauge::default();
-        r.register(
-            "upstream_requests_in_flight",
-            "Requests to all upstreams in flight now; never more than the number of upstreams",
-            in_flight_total.clone(),
-        );
+        r.register("upstream_requests_in_flight", "Requests to all upstreams in flight now; never more than the number of upstreams plus one state download", in_flight_total.clone());
 
         // Inbound HTTP.
         let http_requests = Family::<HttpLabels, Counter>::default();

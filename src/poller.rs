@@ -14,7 +14,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::consensus;
@@ -36,33 +35,20 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut in_flight: Option<PollFuture> = None;
     let mut polls: u64 = 0;
-    let mut after_download = false;
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
             _ = ticks.tick() => {
                 if in_flight.is_some() {
-                    skip_tick(&state, i, "poll still running");
-                    continue;
-                }
-                let Ok(turn) = state.upstreams[i].turn.clone().try_acquire_owned() else {
-                    after_download = true;
-                    skip_tick(&state, i, "finalized State download running");
-                    continue;
-                };
-                if std::mem::take(&mut after_download) {
-                    // As after a poll: one interval for the download's socket
-                    // to close before this upstream gets a new connection.
-                    drop(turn);
-                    ticks.reset();
-                    skip_tick(&state, i, "finalized State download just ended");
+                    state.record_tick(i, true);
+                    tracing::debug!(upstream = %state.upstreams[i].config.name, "poll still running; tick skipped");
                     continue;
                 }
                 state.record_tick(i, false);
                 let prefer_fallback = state.upstreams[i].view().source == Source::Fallback
                     && polls % FORK_CHOICE_REPROBE_EVERY != 0;
                 polls += 1;
-                in_flight = Some(Box::pin(poll_once(state.clone(), i, prefer_fallback, turn)));
+                in_flight = Some(Box::pin(poll_once(state.clone(), i, prefer_fallback)));
             }
             (result, latency) = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
                 in_flight = None;
@@ -82,11 +68,6 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
     // Dropping `in_flight` here cancels a running poll and closes its socket.
 }
 
-fn skip_tick(state: &AppState, i: usize, why: &str) {
-    state.record_tick(i, true);
-    tracing::debug!(upstream = %state.upstreams[i].config.name, why, "tick skipped");
-}
-
 /// Spreads the first polls over one interval so N upstreams are not hit in
 /// one burst (and leanpoint's own CPU use is smooth).
 fn stagger(state: &AppState, i: usize) -> Duration {
@@ -94,13 +75,10 @@ fn stagger(state: &AppState, i: usize) -> Duration {
     state.config.poll / n * (i as u32 % n)
 }
 
-/// One poll. Holds the upstream's `turn` until it ends, so the State cache
-/// never sends a request to this upstream beside it.
 async fn poll_once(
     state: Arc<AppState>,
     i: usize,
     prefer_fallback: bool,
-    _turn: OwnedSemaphorePermit,
 ) -> (Result<Observation, UpstreamError>, Duration) {
     let started = Instant::now();
     let deadline = started + state.config.timeout;
@@ -143,10 +121,10 @@ fn log_outcome(state: &AppState, i: usize, result: &Result<Observation, Upstream
 /// of one fork win before the other fork is heard. The wait is bounded: the
 /// first polls start within one interval and each ends at its deadline.
 pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
+    let mut first_round_done = false;
     let mut ticks = tokio::time::interval(state.config.poll.min(Duration::from_secs(1)));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut had_agreement = false;
-    let mut first_round_done = false;
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,

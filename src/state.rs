@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use prometheus_client::registry::Registry;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::config::{Config, Upstream};
@@ -83,9 +83,6 @@ pub struct UpstreamSlot {
     view: Mutex<UpstreamView>,
     /// Unix ms of the poller's last loop turn: /livez proves pollers tick.
     pub last_tick_ms: AtomicU64,
-    /// One request at a time to this upstream: a poll holds it while it runs,
-    /// the State cache while it downloads, so the two never overlap.
-    pub turn: Arc<Semaphore>,
 }
 
 impl UpstreamSlot {
@@ -190,7 +187,6 @@ impl AppState {
                 config: u.clone(),
                 view: Mutex::new(UpstreamView::default()),
                 last_tick_ms: AtomicU64::new(unix_ms()),
-                turn: Arc::new(Semaphore::new(1)),
             })
             .collect();
         let failing = config.upstreams.len();

@@ -74,11 +74,6 @@ async fn try_one(state: &AppState, target: StateTarget, i: usize) -> bool {
         metrics: &state.metrics.upstreams[i],
         in_flight_total: &state.metrics.in_flight_total,
     };
-    // Wait for a running poll of this upstream to end (at its deadline at
-    // the latest): one request in flight per upstream, downloads included.
-    let Ok(_turn) = state.upstreams[i].turn.acquire().await else {
-        return false;
-    };
     state.metrics.state_fetches.inc();
     // A state is larger than a poll's JSON: allow it the total deadline
     // several times over, still bounded.

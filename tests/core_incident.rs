@@ -80,12 +80,19 @@ struct Baseline {
     others: usize,
 }
 
+/// Inbound connections tolerated at once: the two probing loops each have
+/// one request out, the test's client closes a finished connection a moment
+/// later (in its own connection task), and leanpoint reaps a closed one
+/// (CLOSE_WAIT) when a worker gets to it, later while a /metrics scrape
+/// holds one. A guard against a leak (about 20 new connections a second
+/// here), not an exact bound: those are --max-connections' business.
+const INBOUND_GUARD: usize = 12;
+
 /// Every ~100 ms: leanpoint's open fds never exceed the baseline plus one
 /// per upstream. Only when the total does are inbound connections told apart
 /// (reading the system's TCP table is too slow for every sample): the ones
-/// that are not inbound must stay within that bound, and inbound ones within
-/// the two the test keeps open at once (probe and reader) plus two closing.
-/// Returns (samples, max fds in all).
+/// that are not inbound must stay within that bound exactly, inbound ones
+/// within [`INBOUND_GUARD`]. Returns (samples, max fds in all).
 async fn sample_fds(lp: &Leanpoint, baseline: &Baseline, done: &Cell<bool>) -> (usize, usize) {
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     let (mut samples, mut max) = (0, 0);
@@ -97,7 +104,7 @@ async fn sample_fds(lp: &Leanpoint, baseline: &Baseline, done: &Cell<bool>) -> (
             let inbound = all.iter().filter(|f| f.is_inbound_to(lp.port())).count();
             let others = all.len() - inbound;
             assert!(
-                others <= baseline.others + 5 && inbound <= 4,
+                others <= baseline.others + 5 && inbound <= INBOUND_GUARD,
                 "fds: {others} not inbound ({baseline:?} + 5 upstreams), {inbound} inbound: {all:?}"
             );
         }

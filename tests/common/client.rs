@@ -90,8 +90,11 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .map(|(_, _, v)| v)
 }
 
+/// A sample: metric name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// Splits `name{k="v",...} value` into its parts.
-fn parse_sample(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
+fn parse_sample(line: &str) -> Option<Sample> {
     let (series, value) = line.rsplit_once(' ')?;
     let value: f64 = value.parse().ok()?;
     let Some((name, rest)) = series.split_once('{') else {

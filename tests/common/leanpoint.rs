@@ -120,10 +120,10 @@ impl Builder {
         }
         cmd.args(&self.args);
         if let Some(n) = self.nofile {
-            // SAFETY: the closure runs in the forked child before exec, where
-            // only async-signal-safe work is allowed. It captures one u64 and
-            // makes one raw setrlimit system call (rustix neither allocates
-            // nor takes locks); the error conversion allocates nothing.
+            // SAFETY: runs in the forked child before exec, where only
+            // async-signal-safe work is allowed: one raw setrlimit system
+            // call (rustix neither allocates nor takes locks), a captured
+            // u64, an error conversion that allocates nothing.
             unsafe {
                 cmd.pre_exec(move || {
                     let limit = rustix::process::Rlimit {
@@ -148,6 +148,18 @@ fn base_command(port: u16, stderr: &Path) -> Command {
         if k.to_string_lossy().starts_with("LEANPOINT_") {
             cmd.env_remove(k);
         }
+    }
+    // SAFETY: runs in the forked child before exec, where only
+    // async-signal-safe work is allowed: one raw prctl system call (rustix
+    // neither allocates nor takes locks), an error conversion that allocates
+    // nothing. SIGKILL when the spawning thread dies, so a leanpoint never
+    // outlives a test process killed before its guards drop (SIGPIPE from
+    // `cargo test | head`, a timeout); the guards still kill and wait.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
     }
     let file = File::create(stderr).expect("creating the stderr log");
     cmd.stdin(Stdio::null())

@@ -52,6 +52,13 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
             }
             (result, latency) = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
                 in_flight = None;
+                // The next poll starts a full interval after this one ended,
+                // never in the same instant. A request cut off at its deadline
+                // is closed by hyper's connection task, a moment after the
+                // drop; a poll started at once (the deadline is often a
+                // multiple of the interval, so a tick is due right then) would
+                // briefly hold a second socket to a hung upstream.
+                ticks.reset();
                 log_outcome(&state, i, &result);
                 state.record_poll(i, &result, latency);
                 state.poll_finished.notify_one();
@@ -104,7 +111,15 @@ fn log_outcome(state: &AppState, i: usize, result: &Result<Observation, Upstream
 
 /// Recomputes the decision after every poll and at least once per poll
 /// interval (observations age out of the stale window without any poll).
+///
+/// No decision is made before every upstream's first poll has ended (either
+/// way). Until then an upstream not yet asked looks like one that is down,
+/// so the first answers would decide alone: under responding-majority the
+/// very first upstream to answer is "1 of 1", and under count:N the first N
+/// of one fork win before the other fork is heard. The wait is bounded: the
+/// first polls start within one interval and each ends at its deadline.
 pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
+    let mut first_round_done = false;
     let mut ticks = tokio::time::interval(state.config.poll.min(Duration::from_secs(1)));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut had_agreement = false;
@@ -124,6 +139,14 @@ pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
                 }
             }
             _ = ticks.tick() => {}
+        }
+        if !first_round_done {
+            let polled = state.polled_once();
+            if polled < state.upstreams.len() {
+                state.note_first_round(polled);
+                continue;
+            }
+            first_round_done = true;
         }
         let votes = state.fresh_votes();
         let mut decision = consensus::decide(&votes, state.config.agreement);

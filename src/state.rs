@@ -302,6 +302,23 @@ impl AppState {
         }
     }
 
+    /// Upstreams whose first poll has ended, successfully or not.
+    pub fn polled_once(&self) -> usize {
+        self.upstreams
+            .iter()
+            .filter(|u| lock(&u.view).last_attempt_ms.is_some())
+            .count()
+    }
+
+    /// Says why there is no decision yet: not every upstream was polled once.
+    pub fn note_first_round(&self, polled: usize) {
+        let mut c = self.consensus.write().unwrap_or_else(|p| p.into_inner());
+        c.last_error = Some(format!(
+            "waiting for the first poll of every upstream ({polled} of {} done)",
+            self.upstreams.len()
+        ));
+    }
+
     /// One vote per upstream, None where its last success is older than the
     /// stale window.
     pub fn fresh_votes(&self) -> Vec<Option<Vote>> {

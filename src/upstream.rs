@@ -3,9 +3,12 @@
 //! Every request here has a connect deadline (the client's `connect_timeout`)
 //! and a total deadline that covers headers *and* body: the whole request is
 //! a future raced against `tokio::time::timeout_at`, and losing the race drops
-//! it, which drops hyper's connection and closes the socket at once. That is
-//! the fix for the Zig leanpoint's incident, where a worker blocked in recv()
-//! was detached at its deadline and kept its socket for ~15 minutes.
+//! it. hyper's connection task sees the request cancelled and closes the
+//! socket as soon as it next runs (microseconds, not a deadline later; the
+//! poller leaves an interval before the next request so the two never
+//! overlap). That is the fix for the Zig leanpoint's incident, where a worker
+//! blocked in recv() was detached at its deadline and kept its socket for ~15
+//! minutes.
 //! Bodies are streamed against a size cap, so a hostile upstream costs at most
 //! the cap in memory, and every failure has a name (`ErrorKind`).
 

@@ -1,0 +1,98 @@
+//! The served finalized checkpoint never moves backwards: when every upstream
+//! falls behind (a restart from an old database, a reorg to a shorter
+//! chain), leanpoint keeps serving the checkpoint and State it already agreed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fixtures::STATE;
+use common::{fixture, fixture_finalized, metric, start, wait_until, Mode};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalized_never_regresses_when_all_upstreams_fall_behind() {
+    // A stale window far longer than the test, so the agreement reached on
+    // `advanced` stays fresh and the State stays servable throughout.
+    let (fakes, lp) = start(
+        &[
+            ("n1", Mode::Fixture("advanced")),
+            ("n2", Mode::Fixture("advanced")),
+            ("n3", Mode::Fixture("advanced")),
+        ],
+        &[
+            "--poll-ms",
+            "100",
+            "--timeout-ms",
+            "1000",
+            "--connect-timeout-ms",
+            "500",
+            "--stale-ms",
+            "60000",
+        ],
+    )
+    .await;
+    let (slot, root) = fixture_finalized("advanced");
+    let (behind_slot, _) = fixture_finalized("behind");
+    lp.wait_json("/status", "agreement on advanced", WAIT, |s| {
+        s["agreement"] == true && s["finalized_slot"] == slot
+    })
+    .await;
+    let advanced_state = fixture("advanced", "states_finalized.ssz");
+    let served = lp.wait_code(STATE, 200, WAIT).await;
+    assert_eq!(&served.body[..], &advanced_state[..]);
+
+    for f in &fakes {
+        f.set_mode(Mode::Fixture("behind"));
+    }
+    // Every upstream now reports slot 5, and the decider has refused it.
+    lp.wait_json("/api/upstreams", "every upstream behind", WAIT, |a| {
+        a["upstreams"]
+            .as_array()
+            .is_some_and(|us| us.iter().all(|u| u["last_finalized_slot"] == behind_slot))
+    })
+    .await;
+    let polls_after_switch = min_polls(&lp.json("/api/upstreams").await);
+    wait_until("a refused regression", WAIT, async || {
+        let m = lp.metrics().await;
+        match metric(&m, "leanpoint_finalized_regressions_refused_total", &[]) {
+            Some(n) if n > 0.0 => Ok(()),
+            other => Err(format!(
+                "leanpoint_finalized_regressions_refused_total = {other:?}"
+            )),
+        }
+    })
+    .await;
+
+    // Over several more poll rounds the served checkpoint and State stay put.
+    loop {
+        let status = lp.json("/status").await;
+        assert_eq!(status["finalized_slot"], slot, "{status}");
+        assert_eq!(status["finalized_root"], root, "{status}");
+        assert_eq!(status["served_state_slot"], slot, "{status}");
+        let state = lp.get(STATE).await;
+        assert_eq!(state.status, 200, "{}", state.text());
+        assert_eq!(&state.body[..], &advanced_state[..], "the State regressed");
+        let m = lp.metrics().await;
+        assert_eq!(
+            metric(&m, "leanpoint_finalized_slot", &[]),
+            Some(slot as f64)
+        );
+        assert_eq!(
+            metric(&m, "leanpoint_served_state_slot", &[]),
+            Some(slot as f64)
+        );
+        if min_polls(&lp.json("/api/upstreams").await) >= polls_after_switch + 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn min_polls(all: &serde_json::Value) -> u64 {
+    all["upstreams"]
+        .as_array()
+        .and_then(|us| us.iter().filter_map(|u| u["polls"].as_u64()).min())
+        .unwrap_or(0)
+}

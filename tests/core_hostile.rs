@@ -1,0 +1,129 @@
+//! Hostile upstream bodies are named failures, counted by kind, and never
+//! take the service down: HTML where JSON belongs, the wrong content type,
+//! bodies over the cap (with and without Content-Length), truncated States.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fixtures::{FORK_CHOICE, JSON, SSZ, STATE};
+use common::{fixture, metric, start, wait_until, Mode, Reply, Routes};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// JSON-looking bytes well over the 4096-byte cap the test sets.
+fn oversized_json() -> Vec<u8> {
+    let mut body = b"{\"nodes\":[".to_vec();
+    while body.len() < 20_000 {
+        body.extend_from_slice(b"{\"slot\":1,\"root\":\"0x00\"},");
+    }
+    body.extend_from_slice(b"{}]}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_are_named_counted_and_survived() {
+    let advanced = || Routes::fixture("advanced");
+    let state = fixture("advanced", "states_finalized.ssz");
+    let html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+    // (name, routes, expected error kind); the first one is also a
+    // supporter of the agreement (its State header parses), so the State
+    // cache meets its broken full State first.
+    let hostile: Vec<(&str, Routes, &str)> = vec![
+        (
+            "truncated-long",
+            Routes::legacy("advanced").with(STATE, Reply::ok(SSZ, state[..500].to_vec())),
+            "",
+        ),
+        (
+            "garbage",
+            advanced().with(FORK_CHOICE, Reply::ok(JSON, html)),
+            "decode",
+        ),
+        (
+            "wrong-type",
+            advanced().with(
+                FORK_CHOICE,
+                Reply::ok(
+                    "text/html; charset=utf-8",
+                    fixture("advanced", "fork_choice.json"),
+                ),
+            ),
+            "content_type",
+        ),
+        (
+            "huge",
+            advanced().with(FORK_CHOICE, Reply::ok(JSON, oversized_json())),
+            "body_too_large",
+        ),
+        (
+            "huge-chunked",
+            advanced().with(FORK_CHOICE, Reply::ok(JSON, oversized_json()).chunked()),
+            "body_too_large",
+        ),
+        (
+            "truncated",
+            Routes::legacy("advanced").with(STATE, Reply::ok(SSZ, state[..100].to_vec())),
+            "decode",
+        ),
+    ];
+    let mut upstreams: Vec<(&str, Mode)> = hostile
+        .iter()
+        .map(|(n, r, _)| (*n, Mode::Routes(r.clone())))
+        .collect();
+    upstreams.push(("good1", Mode::Fixture("advanced")));
+    upstreams.push(("good2", Mode::Fixture("advanced")));
+    let mut args = common::FAST.to_vec();
+    args.extend_from_slice(&["--max-body-bytes", "4096", "--agreement", "count:2"]);
+    let (_fakes, mut lp) = start(&upstreams, &args).await;
+
+    for (name, _, kind) in hostile.iter().filter(|(_, _, k)| !k.is_empty()) {
+        let what = format!("{name} failing with {kind}");
+        wait_until(&what, WAIT, async || {
+            let u = lp.upstream(name).await;
+            let n = u["errors_by_kind"][*kind].as_u64().unwrap_or(0);
+            if u["last_error_kind"] == *kind && n >= 2 && u["healthy"] == false {
+                Ok(())
+            } else {
+                Err(u.to_string())
+            }
+        })
+        .await;
+    }
+
+    // The good upstreams (and the slot-only vote of truncated-long) still
+    // agree, and the State served is whole: truncated-long's broken one was
+    // refused by the cache.
+    let served = lp.wait_code(STATE, 200, WAIT).await;
+    assert_eq!(&served.body[..], &state[..]);
+    let status = lp.json("/status").await;
+    assert_eq!(status["agreement"], true, "{status}");
+    assert_eq!(status["finalized_slot"], 9, "{status}");
+
+    let m = lp.metrics().await;
+    for (name, _, kind) in hostile.iter().filter(|(_, _, k)| !k.is_empty()) {
+        let n = metric(
+            &m,
+            "leanpoint_upstream_errors_total",
+            &[("upstream", name), ("kind", kind)],
+        );
+        assert!(n.is_some_and(|n| n >= 2.0), "{name} {kind}: {n:?}");
+    }
+    let long = metric(
+        &m,
+        "leanpoint_upstream_errors_total",
+        &[("upstream", "truncated-long"), ("kind", "decode")],
+    );
+    assert!(
+        long.is_some_and(|n| n >= 1.0),
+        "truncated-long decode: {long:?}"
+    );
+    let failures = metric(&m, "leanpoint_state_fetch_failures_total", &[]);
+    assert!(
+        failures.is_some_and(|n| n >= 1.0),
+        "state fetch failures: {failures:?}"
+    );
+    assert!(lp.exited().is_none(), "leanpoint exited");
+    let health = lp.get("/livez").await;
+    assert_eq!(health.status, 200, "{}", health.text());
+}

@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::OwnedMutexGuard;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::consensus;
@@ -44,11 +45,21 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
                     tracing::debug!(upstream = %state.upstreams[i].config.name, "poll still running; tick skipped");
                     continue;
                 }
+                // The state cache may be downloading from this upstream. Then
+                // this tick is skipped like one that finds a poll running; a
+                // poll queued behind the download would start the instant the
+                // download ends, while a timed-out download's socket may not
+                // be closed yet.
+                let Ok(turn) = state.upstreams[i].turn.clone().try_lock_owned() else {
+                    state.record_tick(i, true);
+                    tracing::debug!(upstream = %state.upstreams[i].config.name, "state download running; tick skipped");
+                    continue;
+                };
                 state.record_tick(i, false);
                 let prefer_fallback = state.upstreams[i].view().source == Source::Fallback
                     && polls % FORK_CHOICE_REPROBE_EVERY != 0;
                 polls += 1;
-                in_flight = Some(Box::pin(poll_once(state.clone(), i, prefer_fallback)));
+                in_flight = Some(Box::pin(poll_once(state.clone(), i, turn, prefer_fallback)));
             }
             (result, latency) = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
                 in_flight = None;
@@ -78,11 +89,9 @@ fn stagger(state: &AppState, i: usize) -> Duration {
 async fn poll_once(
     state: Arc<AppState>,
     i: usize,
+    _turn: OwnedMutexGuard<()>,
     prefer_fallback: bool,
 ) -> (Result<Observation, UpstreamError>, Duration) {
-    // Waits while the state cache downloads from this upstream; ticks that
-    // come meanwhile are skipped and counted like any other.
-    let _turn = state.upstreams[i].turn.lock().await;
     let started = Instant::now();
     let deadline = started + state.config.timeout;
     let requester = state.requester(i);

@@ -86,7 +86,7 @@ pub struct UpstreamSlot {
     /// Held for the whole of any request to this upstream. The poller and the
     /// state cache both talk to upstreams; this turn is what keeps it to one
     /// request in flight per upstream between the two of them.
-    pub turn: tokio::sync::Mutex<()>,
+    pub turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl UpstreamSlot {
@@ -191,7 +191,7 @@ impl AppState {
                 config: u.clone(),
                 view: Mutex::new(UpstreamView::default()),
                 last_tick_ms: AtomicU64::new(unix_ms()),
-                turn: tokio::sync::Mutex::new(()),
+                turn: Arc::new(tokio::sync::Mutex::new(())),
             })
             .collect();
         let failing = config.upstreams.len();

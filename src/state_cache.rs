@@ -72,8 +72,10 @@ async fn try_one(state: &AppState, target: StateTarget, i: usize) -> bool {
     let requester = state.requester(i);
     state.metrics.state_fetches.inc();
     // A state is larger than a poll's JSON: allow it the total deadline
-    // several times over, still bounded.
-    let deadline = Instant::now() + state.config.timeout.saturating_mul(4);
+    // several times over, still bounded, and within half the stale window:
+    // this upstream's polls wait for the download, and its vote must not go
+    // stale meanwhile.
+    let deadline = Instant::now() + download_budget(state.config.timeout, state.config.stale);
     let result = requester
         .fetch_state(state.config.max_state_bytes, deadline)
         .await;
@@ -104,6 +106,10 @@ async fn try_one(state: &AppState, target: StateTarget, i: usize) -> bool {
         fetched_at_ms: unix_ms(),
     });
     true
+}
+
+fn download_budget(timeout: Duration, stale: Duration) -> Duration {
+    timeout.saturating_mul(4).min(stale / 2).max(timeout)
 }
 
 /// FNV-1a: a stable ETag for a State served by slot alone (no agreed root).

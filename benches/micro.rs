@@ -6,7 +6,8 @@
 //! dependency tree would be compiled in every CI build, because
 //! `cargo test --all-targets` builds bench targets too.
 //!
-//! `cargo bench --bench micro` measures (`BENCH_QUICK=1` for shorter samples;
+//! `cargo bench --bench micro [-- NAME...]` measures (all cases, or those
+//! whose name contains one of the NAMEs; `BENCH_QUICK=1` for shorter samples;
 //! `BENCH_MICRO_JSON=path` also writes the results as JSON). Under
 //! `cargo test` (no `--bench` argument) every case runs once as a smoke test,
 //! so the test suite stays fast while still checking the cases work.
@@ -35,6 +36,8 @@ struct Measured {
 /// Runs cases either as measurements or, under `cargo test`, once each.
 struct Runner {
     measure: bool,
+    /// Substrings of case names to run (all when empty).
+    filters: Vec<String>,
     sample: Duration,
     samples: usize,
     results: Vec<Measured>,
@@ -42,6 +45,9 @@ struct Runner {
 
 impl Runner {
     fn case<T>(&mut self, name: &str, input: &str, mut f: impl FnMut() -> T) {
+        if !self.filters.is_empty() && !self.filters.iter().any(|p| name.contains(p.as_str())) {
+            return;
+        }
         if !self.measure {
             black_box(f());
             println!("smoke ok: {name} ({input})");
@@ -237,9 +243,17 @@ fn busy_registry(n: usize) -> Registry {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let measure = args.iter().any(|a| a == "--bench");
+    // `cargo bench --bench micro -- encode` runs only the matching cases.
+    let filters = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .cloned()
+        .collect();
     let quick = std::env::var_os("BENCH_QUICK").is_some_and(|v| v != "0");
     let mut r = Runner {
         measure,
+        filters,
         sample: Duration::from_millis(if quick { 40 } else { 200 }),
         samples: if quick { 5 } else { 11 },
         results: Vec::new(),

@@ -79,6 +79,9 @@ pub async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
+    // The bound address, not the configured one: with --port 0 the kernel
+    // picks the port, and this line is how a supervisor or test learns it.
+    let addr = listener.local_addr().unwrap_or(addr);
     tracing::info!(%addr, upstreams = config.upstreams.len(), source = %config.upstreams_source, agreement = %config.agreement, "leanpoint listening");
     let state = build(config)?;
     let (trigger, shutdown) = shutdown::channel();

@@ -1,22 +1,252 @@
-//! The public listener. (Being written: see ARCHITECTURE.md.)
+//! The public listener: a bounded accept loop serving [`router`].
+//!
+//! The Zig leanpoint served one keep-alive client at a time and stopped
+//! accepting when its fds ran out. Here:
+//!
+//! - every connection runs on its own task, so one slow client delays no one;
+//! - at most `--max-connections` are open: a permit is taken *before*
+//!   `accept()`, so at the cap the loop stops accepting (new clients wait in
+//!   the kernel backlog, costing no fd) instead of accepting and failing;
+//! - a client must send a request's headers within `--header-timeout-ms`,
+//!   which also closes an idle keep-alive connection (hyper starts that timer
+//!   whenever it waits for a request head);
+//! - there is no timeout on a whole request (a slow download of a large
+//!   State is legitimate), but a client that stops reading is dropped after
+//!   [`ServeOptions::write_stall_timeout`] without progress (see `stall`);
+//! - `accept()` errors (EMFILE and friends) are logged, rate-limited, and
+//!   retried after a short pause; they never end the loop;
+//! - on shutdown the loop stops accepting, in-flight requests get a bounded
+//!   grace period, and then every connection task is cancelled.
+
+mod health;
+mod json;
+pub mod routes;
+mod stall;
+mod status_page;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
+
+pub use routes::router;
+
+/// Server limits that are not configuration flags.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// A connection whose writes make no progress for this long is closed.
+    pub write_stall_timeout: Duration,
+    /// How long in-flight requests may run on after shutdown fires.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            // Long enough for any TCP hiccup of a live client, short enough
+            // that dead readers cannot pile up.
+            write_stall_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Pause after an `accept()` failure that is about resources (EMFILE,
+/// ENFILE, ENOBUFS): retrying at once would spin on the same error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accept failures are logged at most this often.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Serves the public HTTP API on `listener` until `shutdown` fires.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    let app = axum::Router::new()
-        .route("/status", axum::routing::get(|| async { "ok" }))
-        .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
+    serve_with(listener, state, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with explicit [`ServeOptions`].
+pub async fn serve_with(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    mut shutdown: Shutdown,
+    options: ServeOptions,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let permits = Arc::new(Semaphore::new(state.config.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut conns = JoinSet::new();
+    let mut accept_log = RateLimitedLog::default();
+    loop {
+        reap(&mut conns);
+        let permit = tokio::select! {
+            _ = shutdown.wait() => break,
+            p = acquire(&permits, &state.metrics) => p,
+        };
+        let stream = tokio::select! {
+            _ = shutdown.wait() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    accept_log.record(&e);
+                    if needs_backoff(&e) {
+                        tokio::select! {
+                            _ = shutdown.wait() => break,
+                            _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                        }
+                    }
+                    continue;
+                }
+            },
+        };
+        let conn = Connection {
+            stream,
+            app: app.clone(),
+            watcher: graceful.watcher(),
+            metrics: state.metrics.clone(),
+            header_timeout: state.config.header_timeout,
+            write_stall: options.write_stall_timeout,
+            _permit: permit,
+        };
+        conns.spawn(conn.serve());
+    }
+    // Stop accepting now: the kernel refuses new connections from here on.
+    drop(listener);
+    finish(graceful, conns, options.shutdown_grace).await;
+    Ok(())
+}
+
+/// Takes a connection permit, counting the times the cap made us wait.
+async fn acquire(permits: &Arc<Semaphore>, metrics: &Metrics) -> OwnedSemaphorePermit {
+    if let Ok(p) = permits.clone().try_acquire_owned() {
+        return p;
+    }
+    metrics.http_connections_over_cap.inc();
+    tracing::debug!("--max-connections reached; not accepting until a connection closes");
+    match permits.clone().acquire_owned().await {
+        Ok(p) => p,
+        // The semaphore is never closed; if it were, waiting forever is the
+        // only safe behaviour (the shutdown branch still ends the loop).
+        Err(_) => std::future::pending().await,
+    }
+}
+
+fn needs_backoff(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    // Per-connection failures (the peer gave up before we accepted) say
+    // nothing about our resources.
+    !matches!(
+        e.kind(),
+        K::ConnectionAborted | K::ConnectionReset | K::ConnectionRefused | K::Interrupted
+    )
+}
+
+/// Collects finished connection tasks so the set does not grow, and reports
+/// any that panicked (which ends only that connection).
+fn reap(conns: &mut JoinSet<()>) {
+    while let Some(done) = conns.try_join_next() {
+        if let Err(e) = done {
+            if e.is_panic() {
+                tracing::error!(error = %e, "an inbound connection task panicked");
+            }
+        }
+    }
+}
+
+/// Graceful end: open connections finish their current request (idle ones
+/// close at once), bounded by `grace`; anything left is cancelled.
+async fn finish(graceful: GracefulShutdown, mut conns: JoinSet<()>, grace: Duration) {
+    let open = graceful.count();
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!(open, grace_ms = grace.as_millis() as u64, "connections still open after the shutdown grace period; closing them");
+        }
+    }
+    conns.shutdown().await;
+}
+
+/// One accepted connection and what it holds until it closes.
+struct Connection {
+    stream: TcpStream,
+    app: axum::Router,
+    watcher: Watcher,
+    metrics: Metrics,
+    header_timeout: Duration,
+    write_stall: Duration,
+    /// Returned to the accept loop when the connection ends.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn serve(self) {
+        let _open = OpenConnection::new(&self.metrics);
+        // Responses are small JSON or one large body; no reason to wait for
+        // more data before sending a segment.
+        let _ = self.stream.set_nodelay(true);
+        let io = TokioIo::new(stall::WriteStall::new(self.stream, self.write_stall));
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .keep_alive(true);
+        let conn = builder.serve_connection(io, TowerToHyperService::new(self.app));
+        if let Err(e) = self.watcher.watch(conn).await {
+            // A client that went away mid-response, a header timeout, a
+            // stalled reader: the connection ends, nobody else is affected.
+            tracing::debug!(error = %e, "inbound connection closed with an error");
+        }
+    }
+}
+
+/// Keeps `http_open_connections` right however the connection ends
+/// (normally, by error, or cancelled at shutdown).
+struct OpenConnection<'a>(&'a Metrics);
+
+impl<'a> OpenConnection<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        metrics.http_connections.inc();
+        metrics.http_open_connections.inc();
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.http_open_connections.dec();
+    }
+}
+
+/// Logs accept failures at most once per [`ACCEPT_LOG_EVERY`], with the
+/// number suppressed in between: under EMFILE the loop fails many times a
+/// second and the log must not become the next resource problem.
+#[derive(Default)]
+struct RateLimitedLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    fn record(&mut self, e: &std::io::Error) {
+        if self.last.is_some_and(|t| t.elapsed() < ACCEPT_LOG_EVERY) {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(error = %e, suppressed = self.suppressed, "accept() failed on the public listener; retrying");
+        self.last = Some(Instant::now());
+        self.suppressed = 0;
+    }
 }

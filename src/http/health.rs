@@ -1,0 +1,108 @@
+//! What /healthz, /livez and /readyz check, as lists of reasons (empty = OK).
+//!
+//! - /healthz (the Zig leanpoint's probe, same meaning plus one condition):
+//!   agreement reached within the stale window, and open fds at or below
+//!   `--fd-threshold` of RLIMIT_NOFILE. The agreement reason starts with
+//!   `stale`, the Zig body, so scripts matching it keep working.
+//! - /livez: the process can do its job: fds under the threshold and every
+//!   poller ticked recently. No upstream needs to answer.
+//! - /readyz: there is something to serve: fresh agreement and a cached State.
+
+use crate::state::{unix_ms, AppState};
+
+/// Why the agreed data may not be served now, or None when it may.
+pub fn agreement_problem(state: &AppState) -> Option<String> {
+    if state.agreement_fresh() {
+        return None;
+    }
+    let c = state.consensus();
+    let stale_ms = state.config.stale.as_millis();
+    Some(if c.last_agreement_ms == 0 {
+        format!(
+            "stale: no agreement among upstreams yet ({})",
+            c.last_error.as_deref().unwrap_or("no decision yet")
+        )
+    } else {
+        format!(
+            "stale: last agreement {} ms ago, over the {stale_ms} ms stale window ({})",
+            unix_ms().saturating_sub(c.last_agreement_ms),
+            c.last_error.as_deref().unwrap_or("no current agreement")
+        )
+    })
+}
+
+/// Open fds above `--fd-threshold` of the soft limit. Unknown usage (no
+/// procfs) is not a failure: the check cannot be made, the rest still can.
+pub fn fd_problem(state: &AppState) -> Option<String> {
+    let (open, limit) = crate::process::fd_usage()?;
+    let threshold = state.config.fd_threshold;
+    let allowed = threshold * limit as f64;
+    (open as f64 > allowed).then(|| {
+        format!(
+            "fd: {open} file descriptors open of a {limit} limit, above the --fd-threshold {threshold} ({} fds)",
+            allowed.floor() as u64
+        )
+    })
+}
+
+/// Longest a poller may go without ticking before /livez fails: three
+/// intervals, or one interval plus a whole poll and a margin when the
+/// deadline is long compared to the interval.
+pub fn tick_limit_ms(state: &AppState) -> u64 {
+    let poll = state.config.poll.as_millis() as u64;
+    let timeout = state.config.timeout.as_millis() as u64;
+    (3 * poll).max(poll + timeout + 2_000)
+}
+
+/// Pollers that have not ticked within [`tick_limit_ms`].
+pub fn stuck_pollers(state: &AppState) -> Vec<String> {
+    let limit = tick_limit_ms(state);
+    let now = unix_ms();
+    state
+        .upstreams
+        .iter()
+        .filter_map(|u| {
+            let last = u.last_tick_ms.load(std::sync::atomic::Ordering::Relaxed);
+            let age = now.saturating_sub(last);
+            (age > limit).then(|| {
+                format!(
+                    "poller: upstream {} last ticked {age} ms ago (limit {limit} ms)",
+                    u.config.name
+                )
+            })
+        })
+        .collect()
+}
+
+pub fn healthz(state: &AppState) -> Vec<String> {
+    agreement_problem(state)
+        .into_iter()
+        .chain(fd_problem(state))
+        .collect()
+}
+
+pub fn livez(state: &AppState) -> Vec<String> {
+    fd_problem(state)
+        .into_iter()
+        .chain(stuck_pollers(state))
+        .collect()
+}
+
+pub fn readyz(state: &AppState) -> Vec<String> {
+    let mut reasons: Vec<String> = agreement_problem(state).into_iter().collect();
+    if state.served_state().is_none() {
+        reasons.push(no_state_reason(state));
+    }
+    reasons
+}
+
+/// Why no State is served yet.
+pub fn no_state_reason(state: &AppState) -> String {
+    match state.consensus().finalized {
+        Some(f) => format!(
+            "state: the agreed finalized State (slot {}) is not downloaded yet",
+            f.slot
+        ),
+        None => "state: no finalized checkpoint agreed yet, so no State to serve".to_string(),
+    }
+}

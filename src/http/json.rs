@@ -1,0 +1,192 @@
+//! JSON shapes of /status and /api/upstreams.
+//!
+//! Every field of the Zig leanpoint keeps its name and JSON type (its web UI
+//! and scripts read them); the new fields are additions. URLs shown here are
+//! always `display_url` (no credentials, no query).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::state::{AppState, ConsensusView, UpstreamView};
+use crate::upstream::ErrorKind;
+
+/// The Zig leanpoint's /api/upstreams `consensus_threshold`: a percentage it
+/// printed but never configured. Kept as the number it always was; the rule
+/// actually applied is `rule` / `required_votes`.
+const ZIG_CONSENSUS_THRESHOLD: u64 = 50;
+
+/// `GET /status`.
+#[derive(Serialize)]
+pub struct Status {
+    // The Zig leanpoint's fields.
+    pub justified_slot: u64,
+    pub finalized_slot: u64,
+    /// Unix ms of the last decision.
+    pub last_updated_ms: u64,
+    /// Unix ms of the last agreement; 0 = never.
+    pub last_success_ms: u64,
+    /// No agreement within the stale window.
+    pub stale: bool,
+    /// Failed polls over all upstreams since start.
+    pub error_count: u64,
+    /// Why there is no agreement (null while there is).
+    pub last_error: Option<String>,
+    // Additions.
+    pub finalized_root: Option<String>,
+    pub justified_root: Option<String>,
+    pub agreement: bool,
+    pub agreeing: usize,
+    pub disagreeing: usize,
+    pub failing: usize,
+    pub responding: usize,
+    pub required: usize,
+    pub rule: String,
+    pub served_state_slot: Option<u64>,
+    pub served_state_bytes: u64,
+}
+
+impl Status {
+    pub fn read(state: &AppState) -> Status {
+        let c = state.consensus();
+        let served = state.served_state();
+        let error_count = state.upstreams.iter().map(|u| u.view().error_count).sum();
+        Status {
+            justified_slot: c.justified.map_or(0, |j| j.slot),
+            finalized_slot: c.finalized.map_or(0, |f| f.slot),
+            last_updated_ms: c.last_decision_ms,
+            last_success_ms: c.last_agreement_ms,
+            stale: !state.agreement_fresh(),
+            error_count,
+            last_error: c.last_error.clone(),
+            finalized_root: c.finalized.and_then(|f| f.root).map(|r| r.to_string()),
+            justified_root: c.justified.map(|j| j.root.to_string()),
+            agreement: c.agreement,
+            agreeing: c.agreeing,
+            disagreeing: c.disagreeing,
+            failing: c.failing,
+            responding: c.responding,
+            required: c.required,
+            rule: state.config.agreement.to_string(),
+            served_state_slot: served.as_ref().map(|s| s.slot),
+            served_state_bytes: served.as_ref().map_or(0, |s| s.bytes.len() as u64),
+        }
+    }
+}
+
+/// `GET /api/upstreams`.
+#[derive(Serialize)]
+pub struct Upstreams {
+    pub upstreams: Vec<UpstreamEntry>,
+    pub consensus: ConsensusSummary,
+}
+
+#[derive(Serialize)]
+pub struct UpstreamEntry {
+    // The Zig leanpoint's fields.
+    pub name: String,
+    /// Without credentials, query or fragment.
+    pub url: String,
+    pub path: String,
+    pub healthy: bool,
+    pub last_success_ms: Option<u64>,
+    pub error_count: u64,
+    pub last_error: Option<String>,
+    pub last_justified_slot: Option<u64>,
+    pub last_finalized_slot: Option<u64>,
+    // Additions.
+    pub head_slot: Option<u64>,
+    pub justified_root: Option<String>,
+    pub finalized_root: Option<String>,
+    pub source: &'static str,
+    pub agrees: bool,
+    pub standing: &'static str,
+    pub last_error_kind: Option<&'static str>,
+    /// Every kind, 0 included, so clients need no list of kinds.
+    pub errors_by_kind: BTreeMap<&'static str, u64>,
+    pub consecutive_errors: u64,
+    pub last_latency_ms: Option<u64>,
+    pub last_attempt_ms: Option<u64>,
+    pub polls: u64,
+    pub polls_skipped: u64,
+}
+
+#[derive(Serialize)]
+pub struct ConsensusSummary {
+    // The Zig leanpoint's fields.
+    pub total_upstreams: usize,
+    pub responding_upstreams: usize,
+    pub consensus_threshold: u64,
+    pub has_consensus: bool,
+    // Additions.
+    pub required_votes: usize,
+    pub rule: String,
+    pub agreeing: usize,
+    pub finalized_slot: Option<u64>,
+    pub finalized_root: Option<String>,
+}
+
+impl Upstreams {
+    pub fn read(state: &AppState) -> Upstreams {
+        let upstreams = state
+            .upstreams
+            .iter()
+            .map(|slot| UpstreamEntry::new(&slot.config, &slot.view()))
+            .collect();
+        let c = state.consensus();
+        Upstreams {
+            upstreams,
+            consensus: ConsensusSummary::new(state, &c),
+        }
+    }
+}
+
+impl UpstreamEntry {
+    fn new(config: &crate::config::Upstream, v: &UpstreamView) -> UpstreamEntry {
+        let obs = v.observation;
+        UpstreamEntry {
+            name: config.name.clone(),
+            url: config.display_url.clone(),
+            path: config.path.clone(),
+            healthy: v.healthy,
+            last_success_ms: v.last_success_ms,
+            error_count: v.error_count,
+            last_error: v.last_error.clone(),
+            last_justified_slot: obs.and_then(|o| o.justified).map(|j| j.slot),
+            last_finalized_slot: obs.map(|o| o.finalized_slot),
+            head_slot: obs.and_then(|o| o.head_slot),
+            justified_root: obs.and_then(|o| o.justified).map(|j| j.root.to_string()),
+            finalized_root: obs.and_then(|o| o.finalized_root).map(|r| r.to_string()),
+            source: v.source.as_str(),
+            agrees: v.agrees,
+            standing: v.standing.as_str(),
+            last_error_kind: v.last_error_kind.map(ErrorKind::as_str),
+            errors_by_kind: ErrorKind::ALL
+                .iter()
+                .zip(v.errors_by_kind)
+                .map(|(k, n)| (k.as_str(), n))
+                .collect(),
+            consecutive_errors: v.consecutive_errors,
+            last_latency_ms: v.last_latency_ms,
+            last_attempt_ms: v.last_attempt_ms,
+            polls: v.polls,
+            polls_skipped: v.polls_skipped,
+        }
+    }
+}
+
+impl ConsensusSummary {
+    fn new(state: &AppState, c: &ConsensusView) -> ConsensusSummary {
+        ConsensusSummary {
+            total_upstreams: state.upstreams.len(),
+            responding_upstreams: c.responding,
+            consensus_threshold: ZIG_CONSENSUS_THRESHOLD,
+            has_consensus: c.agreement,
+            required_votes: c.required,
+            rule: state.config.agreement.to_string(),
+            agreeing: c.agreeing,
+            finalized_slot: c.finalized.map(|f| f.slot),
+            finalized_root: c.finalized.and_then(|f| f.root).map(|r| r.to_string()),
+        }
+    }
+}

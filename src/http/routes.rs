@@ -1,0 +1,273 @@
+//! The router and its handlers.
+//!
+//! **Handlers only read `AppState`.** They copy a snapshot out of it and
+//! answer; none awaits anything but the response write, none contacts an
+//! upstream, so an upstream's behaviour can never slow an inbound request.
+//! Every request is counted in `leanpoint_http_requests_total` by route
+//! template (a fixed set; everything else is `unmatched`).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::compression::predicate::{Predicate, SizeAbove};
+use tower_http::compression::CompressionLayer;
+use tower_http::services::ServeDir;
+
+use super::health;
+use super::json::{Status, Upstreams};
+use crate::lean_api::{self, paths};
+use crate::metrics;
+use crate::state::AppState;
+
+type AppRef = Arc<AppState>;
+
+const STATUS: &str = "/status";
+const API_UPSTREAMS: &str = "/api/upstreams";
+const METRICS: &str = "/metrics";
+const HEALTHZ: &str = "/healthz";
+const LIVEZ: &str = "/livez";
+const READYZ: &str = "/readyz";
+const INDEX: &str = "/";
+
+/// Every route template, for the `route` label.
+const ROUTES: [&str; 10] = [
+    paths::STATE_FINALIZED,
+    paths::JUSTIFIED,
+    paths::HEALTH,
+    STATUS,
+    API_UPSTREAMS,
+    METRICS,
+    HEALTHZ,
+    LIVEZ,
+    READYZ,
+    INDEX,
+];
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// The public API. With `--static-dir`, that directory is served for `/`
+/// and every unknown path instead of the embedded page.
+pub fn router(state: AppRef) -> Router {
+    let mut app = Router::new()
+        .route(paths::STATE_FINALIZED, get(state_finalized))
+        .route(paths::JUSTIFIED, get(justified))
+        .route(paths::HEALTH, get(lean_health))
+        .route(STATUS, get(status))
+        .route(API_UPSTREAMS, get(api_upstreams))
+        .route(METRICS, get(metrics_text))
+        .route(HEALTHZ, get(healthz))
+        .route(LIVEZ, get(livez))
+        .route(READYZ, get(readyz));
+    app = match &state.config.static_dir {
+        // ServeDir refuses `..` components, so nothing outside the
+        // directory is reachable; `/` serves index.html.
+        Some(dir) => app.fallback_service(ServeDir::new(dir)),
+        None => app.route(INDEX, get(index)).fallback(not_found),
+    };
+    app.layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(CompressionLayer::new().compress_when(SizeAbove::new(256).and(Compressible)))
+        .with_state(state)
+}
+
+/// Records the request in the HTTP metrics once the response head is ready.
+async fn observe(State(state): State<AppRef>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|p| ROUTES.iter().copied().find(|r| *r == p.as_str()))
+        .unwrap_or("unmatched");
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    state.metrics.observe_http(
+        route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Gzip only text we generate. Never the State: it is served as the same
+/// shared bytes to everyone, with its exact Content-Length, and SSZ of a
+/// fresh devnet is mostly zeros that checkpoint-sync clients fetch rarely;
+/// compressing it per request would cost CPU on every download.
+#[derive(Clone, Copy)]
+struct Compressible;
+
+impl Predicate for Compressible {
+    fn should_compress<B>(&self, response: &http::Response<B>) -> bool
+    where
+        B: axum::body::HttpBody,
+    {
+        let ct = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        [
+            "application/json",
+            "text/html",
+            "text/plain",
+            "application/openmetrics-text",
+        ]
+        .iter()
+        .any(|t| ct.starts_with(t))
+    }
+}
+
+fn unavailable(reason: impl Into<String>) -> Response {
+    let body = serde_json::json!({ "error": reason.into() });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+fn text(code: StatusCode, body: String) -> Response {
+    (code, [(header::CONTENT_TYPE, TEXT)], body).into_response()
+}
+
+/// `GET/HEAD /lean/v0/states/finalized`: the cached agreed State, the same
+/// `Bytes` for every client (no copy), only while agreement is fresh.
+async fn state_finalized(State(state): State<AppRef>, headers: HeaderMap) -> Response {
+    if let Some(reason) = health::agreement_problem(&state) {
+        return unavailable(reason);
+    }
+    let Some(served) = state.served_state() else {
+        return unavailable(health::no_state_reason(&state));
+    };
+    let etag = HeaderValue::from_str(&served.etag).ok();
+    let length = HeaderValue::from(served.bytes.len());
+    if let Some(tag) = &etag {
+        if if_none_match(&headers, &served.etag) {
+            let mut r = StatusCode::NOT_MODIFIED.into_response();
+            r.headers_mut().insert(header::ETAG, tag.clone());
+            return r;
+        }
+    }
+    let mut r = Response::new(Body::from(served.bytes.clone()));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
+    h.insert(header::CONTENT_LENGTH, length);
+    if let Some(tag) = etag {
+        h.insert(header::ETAG, tag);
+    }
+    r
+}
+
+/// True when `If-None-Match` lists `etag` (weak or strong) or is `*`.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// `GET /lean/v0/checkpoints/justified`: the agreed justified checkpoint,
+/// in the Lean API's shape.
+async fn justified(State(state): State<AppRef>) -> Response {
+    if let Some(reason) = health::agreement_problem(&state) {
+        return unavailable(reason);
+    }
+    match state.consensus().justified {
+        Some(cp) => Json(cp).into_response(),
+        None => unavailable("no justified checkpoint agreed yet"),
+    }
+}
+
+/// `GET /lean/v0/health`: leanpoint's own API is up (the Lean API shape).
+async fn lean_health() -> Json<lean_api::Health> {
+    Json(lean_api::Health {
+        status: "healthy",
+        service: "lean-rpc-api",
+    })
+}
+
+async fn status(State(state): State<AppRef>) -> Json<Status> {
+    Json(Status::read(&state))
+}
+
+async fn api_upstreams(State(state): State<AppRef>) -> Json<Upstreams> {
+    Json(Upstreams::read(&state))
+}
+
+/// `GET /metrics`: OpenMetrics when the scraper asks for it, else the
+/// classic text format.
+async fn metrics_text(State(state): State<AppRef>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    match metrics::encode(&state.registry, openmetrics) {
+        Ok(body) => {
+            let ct = if openmetrics {
+                metrics::OPENMETRICS_CONTENT_TYPE
+            } else {
+                metrics::TEXT_CONTENT_TYPE
+            };
+            ([(header::CONTENT_TYPE, ct)], body).into_response()
+        }
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics encoding failed\n".to_string(),
+        ),
+    }
+}
+
+/// 200 with `ok_body`, or 503 with one reason per line.
+fn probe(reasons: Vec<String>, ok_body: &str) -> Response {
+    if reasons.is_empty() {
+        text(StatusCode::OK, format!("{ok_body}\n"))
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, reasons.join("\n") + "\n")
+    }
+}
+
+async fn healthz(State(state): State<AppRef>) -> Response {
+    probe(health::healthz(&state), "ok")
+}
+
+async fn livez(State(state): State<AppRef>) -> Response {
+    probe(health::livez(&state), "ok")
+}
+
+async fn readyz(State(state): State<AppRef>) -> Response {
+    probe(health::readyz(&state), "ready")
+}
+
+async fn index(State(state): State<AppRef>) -> Html<String> {
+    Html(super::status_page::render(&state))
+}
+
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "404: Not Found\n".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_forms() {
+        let tag = "\"0xabc\"";
+        for (value, hit) in [
+            ("\"0xabc\"", true),
+            ("W/\"0xabc\"", true),
+            ("\"x\", \"0xabc\"", true),
+            ("*", true),
+            ("\"0xab\"", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_NONE_MATCH, HeaderValue::from_static(value));
+            assert_eq!(if_none_match(&h, tag), hit, "{value}");
+        }
+        assert!(!if_none_match(&HeaderMap::new(), tag));
+    }
+}

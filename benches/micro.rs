@@ -15,11 +15,13 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use leanpoint::config::AgreementRule;
+use clap::Parser;
+use leanpoint::config::{AgreementRule, Cli, Config};
 use leanpoint::consensus::{self, Vote};
 use leanpoint::lean_api::{self, Checkpoint, Root};
 use leanpoint::metrics::{self, Metrics};
-use leanpoint::upstream::{Endpoint, ErrorKind, Source};
+use leanpoint::state::AppState;
+use leanpoint::upstream::{Endpoint, ErrorKind, Observation, Source};
 use prometheus_client::registry::Registry;
 
 /// One measured case.
@@ -240,6 +242,38 @@ fn busy_registry(n: usize) -> Registry {
     reg
 }
 
+/// An `AppState` for `n` upstreams, each with one fresh successful poll of
+/// the same checkpoint: what the decider reads on a healthy devnet.
+fn polled_state(n: usize) -> std::sync::Arc<AppState> {
+    let dir = std::env::temp_dir().join(format!("leanpoint-micro-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("upstreams.json");
+    let list: Vec<serde_json::Value> = (0..n)
+        .map(|i| serde_json::json!({"name": format!("node-{i}"), "url": format!("http://127.0.0.1:9/node/{i}")}))
+        .collect();
+    std::fs::write(&file, serde_json::json!({ "upstreams": list }).to_string())
+        .expect("write upstreams.json");
+    let cli = Cli::try_parse_from(["leanpoint", "--upstreams-config", &file.to_string_lossy()])
+        .expect("flags");
+    let config = Config::load(&cli.serve).expect("config");
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = leanpoint::build(config).expect("state");
+    let obs = Observation {
+        source: Source::ForkChoice,
+        head_slot: Some(103),
+        justified: Some(Checkpoint {
+            slot: 101,
+            root: root_of(101),
+        }),
+        finalized_slot: 100,
+        finalized_root: Some(root_of(100)),
+    };
+    for i in 0..n {
+        state.record_poll(i, &Ok(obs), Duration::from_millis(1));
+    }
+    state
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let measure = args.iter().any(|a| a == "--bench");
@@ -291,6 +325,18 @@ fn main() {
         "consensus::decide",
         "1000 upstreams, 10% slot-only, 5% lagging",
         || consensus::decide(black_box(&mixed), AgreementRule::ConfiguredMajority),
+    );
+
+    let polled = polled_state(1000);
+    r.case(
+        "decider round",
+        "1000 upstreams: fresh_votes + decide + apply",
+        || {
+            let votes = polled.fresh_votes();
+            let d = consensus::decide(&votes, AgreementRule::ConfiguredMajority);
+            polled.apply(&d, &votes);
+            d.agreed.is_some()
+        },
     );
 
     let reg = busy_registry(1000);

@@ -244,10 +244,57 @@ fn default_path() -> String {
     "/status".to_string()
 }
 
+const FLAGS: &str = "command line";
+
 impl Config {
     /// Validates the flags and loads the upstreams they point at.
     pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
-        const FLAGS: &str = "command line";
+        Config::build(args, || match &args.upstreams_config {
+            Some(path) => Ok((load_upstreams_file(path)?, path.display().to_string())),
+            None => {
+                let single = UpstreamEntry {
+                    name: "default".to_string(),
+                    url: args.lean_url.clone(),
+                    path: args.lean_path.clone(),
+                    headers: BTreeMap::new(),
+                };
+                Ok((
+                    validate_entries(FLAGS, vec![single], "--lean-url")?,
+                    "--lean-url".to_string(),
+                ))
+            }
+        })
+    }
+
+    /// Validates the flags and takes the upstreams, `(name, url)` with path
+    /// "/status", from the caller instead of a file: the demo's simulated
+    /// nodes exist only in memory. `source` names them in errors.
+    pub fn with_upstreams(
+        args: &ServeArgs,
+        source: &str,
+        upstreams: Vec<(String, String)>,
+    ) -> Result<Config, ConfigError> {
+        Config::build(args, || {
+            let entries = upstreams
+                .into_iter()
+                .map(|(name, url)| UpstreamEntry {
+                    name,
+                    url,
+                    path: default_path(),
+                    headers: BTreeMap::new(),
+                })
+                .collect();
+            Ok((
+                validate_entries(source, entries, "upstreams")?,
+                source.to_string(),
+            ))
+        })
+    }
+
+    fn build(
+        args: &ServeArgs,
+        upstreams: impl FnOnce() -> Result<(Vec<Upstream>, String), ConfigError>,
+    ) -> Result<Config, ConfigError> {
         let bind: IpAddr = args.bind.parse().map_err(|_| {
             err(
                 FLAGS,
@@ -302,21 +349,7 @@ impl Config {
         if !(args.fd_threshold > 0.0 && args.fd_threshold <= 1.0) {
             return Err(err(FLAGS, "--fd-threshold", "must be in (0, 1]"));
         }
-        let (upstreams, upstreams_source) = match &args.upstreams_config {
-            Some(path) => (load_upstreams_file(path)?, path.display().to_string()),
-            None => {
-                let single = UpstreamEntry {
-                    name: "default".to_string(),
-                    url: args.lean_url.clone(),
-                    path: args.lean_path.clone(),
-                    headers: BTreeMap::new(),
-                };
-                (
-                    validate_entries(FLAGS, vec![single], "--lean-url")?,
-                    "--lean-url".to_string(),
-                )
-            }
-        };
+        let (upstreams, upstreams_source) = upstreams()?;
         if let Some(dir) = &args.static_dir {
             if !dir.is_dir() {
                 return Err(err(

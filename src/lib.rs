@@ -13,6 +13,7 @@
 //! - `metrics`: every metric family; `process`: the procfs collector and fd limits.
 //! - `http`: the public listener (bounded connections) and its routes.
 //! - `shutdown`: the one shutdown signal.
+//! - `logging`: the tracing subscriber (service, demo, sim).
 //! - `sim`: the simulated devnet with fault injection (`leanpoint sim`, `leanpoint demo`).
 //! - `convert`: lean-quickstart validator-config.yaml to upstreams.json.
 
@@ -21,6 +22,7 @@ pub mod consensus;
 pub mod convert;
 pub mod http;
 pub mod lean_api;
+pub mod logging;
 pub mod metrics;
 pub mod poller;
 pub mod process;

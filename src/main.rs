@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use leanpoint::config::{Cli, Command, Config, LogFormat};
+use leanpoint::config::{Cli, Command, Config};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,20 +15,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Installs the tracing subscriber. Upstream URLs never reach a log line
-/// (events carry upstream names), so the format needs no redaction.
-pub fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 fn serve(args: &leanpoint::config::ServeArgs) -> ExitCode {
     let config = match Config::load(args) {
         Ok(c) => c,
@@ -37,7 +23,7 @@ fn serve(args: &leanpoint::config::ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config.log_level, config.log_format);
+    leanpoint::logging::init(&config.log_level, config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

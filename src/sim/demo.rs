@@ -1,0 +1,252 @@
+//! `leanpoint demo`: a simulated devnet and leanpoint polling it, in one
+//! process, with nothing written to disk.
+//!
+//! The default devnet has 8 nodes: 5 healthy, one that accepts TCP and never
+//! answers, one 3 slots behind, one on a fork. 5 of 8 agree, so leanpoint
+//! reaches a majority and serves the finalized State while showing the three
+//! faulty nodes as what they are. Intervals are short so the page moves.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::chain::ChainParams;
+use super::server::{self, Addressing, NodeSpec, RunningSim, SimConfig};
+use super::NodeGroups;
+use crate::config::{Config, ServeArgs};
+
+// The service's defaults (config.rs). A parent-level flag equal to its
+// default cannot be told from an absent one, so the demo's shorter default
+// applies then.
+const SERVE_DEFAULT_BIND: &str = "0.0.0.0";
+const SERVE_DEFAULT_POLL_MS: u64 = 10_000;
+const SERVE_DEFAULT_TIMEOUT_MS: u64 = 5_000;
+const SERVE_DEFAULT_STALE_MS: u64 = 30_000;
+
+/// `leanpoint demo` arguments. Every other service flag (`--agreement`,
+/// `--log-level`, ...) is given before `demo`: `leanpoint --agreement count:3 demo`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// The simulated nodes, as for `leanpoint sim --nodes`.
+    #[arg(long, default_value = "5:healthy,1:accept-hang,1:lagging:3,1:fork")]
+    pub nodes: NodeGroups,
+    /// Validators of the simulated chain.
+    #[arg(long, default_value_t = 4)]
+    pub validators: u64,
+    /// Slot duration of the simulated chain, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub slot_ms: u64,
+    /// Head slot of the simulated chain at start.
+    #[arg(long, default_value_t = 16)]
+    pub start_slot: u64,
+    /// leanpoint's bind address [default: 127.0.0.1].
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// leanpoint's port (0: any free port) [default: --port before `demo`, 5555].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Poll interval, milliseconds [default: 1000].
+    #[arg(long)]
+    pub poll_ms: Option<u64>,
+    /// Total deadline of a poll, milliseconds [default: 500].
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// A value given after `demo` wins; then one given before `demo` that differs
+/// from the service default; then the demo's own default.
+fn pick<T: PartialEq + Copy>(demo: Option<T>, serve: T, serve_default: T, demo_default: T) -> T {
+    demo.unwrap_or(if serve != serve_default {
+        serve
+    } else {
+        demo_default
+    })
+}
+
+/// The service flags the demo runs leanpoint with.
+fn serve_args(serve: &ServeArgs, args: &DemoArgs) -> ServeArgs {
+    let mut s = serve.clone();
+    s.bind = args.bind.clone().unwrap_or_else(|| {
+        if serve.bind != SERVE_DEFAULT_BIND {
+            serve.bind.clone()
+        } else {
+            "127.0.0.1".to_string()
+        }
+    });
+    s.port = args.port.unwrap_or(serve.port);
+    s.poll_ms = pick(args.poll_ms, serve.poll_ms, SERVE_DEFAULT_POLL_MS, 1000);
+    s.timeout_ms = pick(
+        args.timeout_ms,
+        serve.timeout_ms,
+        SERVE_DEFAULT_TIMEOUT_MS,
+        500,
+    );
+    s.connect_timeout_ms = s.connect_timeout_ms.min(s.timeout_ms);
+    s.stale_ms = pick(None, serve.stale_ms, SERVE_DEFAULT_STALE_MS, 5 * s.poll_ms).max(s.poll_ms);
+    s.upstreams_config = None;
+    s
+}
+
+fn node_specs(groups: &NodeGroups) -> Vec<NodeSpec> {
+    groups
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, b)| NodeSpec {
+            name: format!("node-{i}-{}", b.to_string().replace(':', "-")),
+            behaviour: b.clone(),
+        })
+        .collect()
+}
+
+/// `leanpoint demo`: runs until SIGINT/SIGTERM.
+pub fn demo_main(serve: &ServeArgs, args: DemoArgs) -> ExitCode {
+    if args.nodes.0.is_empty() || args.slot_ms == 0 || args.validators == 0 {
+        eprintln!(
+            "leanpoint demo: --nodes, --slot-ms and --validators must be non-empty and positive"
+        );
+        return ExitCode::from(2);
+    }
+    let serve = serve_args(serve, &args);
+    // Validates the flags before anything starts (the URLs are placeholders).
+    let placeholder: Vec<_> = node_specs(&args.nodes)
+        .into_iter()
+        .map(|n| (n.name, "http://127.0.0.1:1".to_string()))
+        .collect();
+    if let Err(e) = Config::with_upstreams(&serve, "demo", placeholder) {
+        eprintln!("leanpoint demo: invalid configuration: {e}");
+        return ExitCode::from(2);
+    }
+    crate::logging::init(&serve.log_level, serve.log_format);
+    super::raise_nofile();
+    let result = super::runtime().and_then(|rt| rt.block_on(run(serve, args)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("leanpoint demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(serve: ServeArgs, args: DemoArgs) -> Result<(), String> {
+    let (trigger, shutdown) = crate::shutdown::channel();
+    let sim = server::start(
+        SimConfig {
+            chain: ChainParams::starting_now(
+                1,
+                args.validators,
+                Duration::from_millis(args.slot_ms),
+                args.start_slot,
+            ),
+            nodes: node_specs(&args.nodes),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            addressing: Addressing::Ports { base: None },
+            admin_port: 0,
+        },
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let upstreams = sim
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.url.clone()))
+        .collect();
+    let config = Config::with_upstreams(&serve, "demo", upstreams).map_err(|e| e.to_string())?;
+    crate::process::raise_fd_limit(&config);
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    print_banner(&sim, &config, local, args.slot_ms);
+    let state = crate::build(config).map_err(|e| format!("{e:#}"))?;
+    tokio::spawn(async move {
+        crate::shutdown::signal().await;
+        tracing::info!("shutdown signal received; stopping the demo");
+        trigger.fire();
+    });
+    crate::run(state, listener, shutdown)
+        .await
+        .map_err(|e| format!("{e:#}"))
+}
+
+fn print_banner(sim: &RunningSim, config: &Config, local: SocketAddr, slot_ms: u64) {
+    let host = if local.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        local.ip()
+    };
+    let base = format!("http://{}", SocketAddr::new(host, local.port()));
+    println!(
+        "leanpoint demo: {} simulated lean nodes (slot {} ms), polled every {} ms, agreement {}",
+        sim.nodes.len(),
+        slot_ms,
+        config.poll.as_millis(),
+        config.agreement
+    );
+    for n in &sim.nodes {
+        println!("  node      {:<28} {:<28} {}", n.name, n.url, n.behaviour);
+    }
+    println!("Open:");
+    println!("  status page      {base}/");
+    println!("  metrics          {base}/metrics");
+    println!("  upstreams        {base}/api/upstreams");
+    println!("  finalized state  {base}/lean/v0/states/finalized");
+    println!("Break a node while it runs:");
+    println!(
+        "  curl -X POST --data accept-hang {}/admin/node/0/behaviour",
+        sim.admin_url
+    );
+    println!("Ctrl-C stops the demo.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(argv: &[&str]) -> (ServeArgs, DemoArgs) {
+        let cli = crate::config::Cli::try_parse_from(argv).expect("parses");
+        match cli.command {
+            Some(crate::config::Command::Demo(d)) => (cli.serve, d),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn demo_defaults_are_short_and_valid() {
+        let (serve, demo) = parse(&["leanpoint", "demo"]);
+        let s = serve_args(&serve, &demo);
+        assert_eq!((s.bind.as_str(), s.port), ("127.0.0.1", 5555));
+        assert_eq!((s.poll_ms, s.timeout_ms, s.stale_ms), (1000, 500, 5000));
+        assert!(s.connect_timeout_ms <= s.timeout_ms);
+        assert_eq!(demo.nodes.0.len(), 8);
+    }
+
+    #[test]
+    fn explicit_flags_win() {
+        let (serve, demo) = parse(&[
+            "leanpoint",
+            "--poll-ms",
+            "2000",
+            "demo",
+            "--port",
+            "0",
+            "--timeout-ms",
+            "900",
+        ]);
+        let s = serve_args(&serve, &demo);
+        assert_eq!((s.port, s.poll_ms, s.timeout_ms), (0, 2000, 900));
+        let names: Vec<_> = node_specs(&demo.nodes)
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(names[5], "node-5-accept-hang");
+        assert_eq!(names[6], "node-6-lagging-3");
+    }
+}

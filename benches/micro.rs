@@ -339,6 +339,21 @@ fn main() {
         },
     );
 
+    // The process collector's TCP socket states. Both read every TCP socket
+    // of the network namespace (this process's and everyone else's), so the
+    // cost depends on the machine: the label says how many there were.
+    let all = procfs::net::tcp().map(|v| v.len()).unwrap_or(0)
+        + procfs::net::tcp6().map(|v| v.len()).unwrap_or(0);
+    let mine = std::collections::HashSet::new();
+    let label = format!("{all} TCP sockets in the namespace");
+    r.case("tcp states via /proc/net/tcp{,6}", &label, || {
+        procfs::net::tcp().map(|v| v.len()).unwrap_or(0)
+            + procfs::net::tcp6().map(|v| v.len()).unwrap_or(0)
+    });
+    r.case("tcp states via sock_diag", &label, || {
+        leanpoint::sockdiag::tcp_states(&mine).expect("sock_diag dump")
+    });
+
     let reg = busy_registry(1000);
     let bytes = metrics::encode(&reg, false).expect("encode").len();
     let label = format!("1000 upstreams, classic text ({} KB)", bytes / 1024);

@@ -3,8 +3,8 @@
 # benchmarks (scripts/bench.py) and writes bench-results/results.json and
 # bench-results/summary.md (the tables of BENCHMARKS.md).
 #
-#   scripts/bench.sh                  everything (about 15 minutes)
-#   BENCH_QUICK=1 scripts/bench.sh    shorter windows (about 5 minutes)
+#   scripts/bench.sh                  everything (about 10 minutes)
+#   BENCH_QUICK=1 scripts/bench.sh    shorter windows (about 4 minutes)
 #   scripts/bench.sh polling scrape   only some: polling scrape checkpoint faults micro
 #
 # Everything it starts listens on and talks to 127.0.0.1 only, is bounded in
@@ -25,4 +25,5 @@ echo "==> cargo build --release" >&2
 cargo build --release --locked
 
 # The harness stops its own children whatever way it exits (scripts/benchlib.py).
+export PYTHONDONTWRITEBYTECODE=1
 exec python3 scripts/bench.py "$@"

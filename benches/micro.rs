@@ -351,7 +351,9 @@ fn main() {
             + procfs::net::tcp6().map(|v| v.len()).unwrap_or(0)
     });
     r.case("tcp states via sock_diag", &label, || {
-        leanpoint::sockdiag::tcp_states(&mine).expect("sock_diag dump")
+        // An error (netlink not allowed here) is what the collector falls
+        // back from; it must not fail the smoke run.
+        leanpoint::sockdiag::tcp_states(&mine).ok()
     });
 
     let reg = busy_registry(1000);

@@ -166,11 +166,21 @@ impl Collector for ProcessCollector {
 
 /// Open fds of this process and its soft RLIMIT_NOFILE; None without procfs.
 pub fn fd_usage() -> Option<(u64, u64)> {
-    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
-    // The directory handle being read is itself one of the listed fds.
-    let open = (entries.count() as u64).saturating_sub(1);
     let limit = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-    Some((open, limit))
+    match std::fs::read_dir("/proc/self/fd") {
+        // The directory handle being read is itself one of the listed fds.
+        Ok(entries) => Some(((entries.count() as u64).saturating_sub(1), limit)),
+        // Out of fds is exactly when the count matters most: report the
+        // limit as reached rather than "unknown".
+        Err(e) if is_out_of_fds(&e) => Some((limit, limit)),
+        Err(_) => None,
+    }
+}
+
+fn is_out_of_fds(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    let code = e.raw_os_error();
+    code == Some(Errno::MFILE.raw_os_error()) || code == Some(Errno::NFILE.raw_os_error())
 }
 
 /// Counts this process's TCP sockets by state: the socket inodes behind

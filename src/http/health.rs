@@ -16,17 +16,14 @@ pub fn agreement_problem(state: &AppState) -> Option<String> {
         return None;
     }
     let c = state.consensus();
-    let stale_ms = state.config.stale.as_millis();
+    let why = c.last_error.as_deref().unwrap_or("no decision yet");
     Some(if c.last_agreement_ms == 0 {
-        format!(
-            "stale: no agreement among upstreams yet ({})",
-            c.last_error.as_deref().unwrap_or("no decision yet")
-        )
+        format!("stale: no agreement since start: {why}")
     } else {
         format!(
-            "stale: last agreement {} ms ago, over the {stale_ms} ms stale window ({})",
+            "stale: last agreement {} ms ago, over the {} ms stale window: {why}",
             unix_ms().saturating_sub(c.last_agreement_ms),
-            c.last_error.as_deref().unwrap_or("no current agreement")
+            state.config.stale.as_millis()
         )
     })
 }

@@ -97,10 +97,10 @@ async fn observe(State(state): State<AppRef>, req: Request, next: Next) -> Respo
     response
 }
 
-/// Gzip only text we generate. Never the State: it is served as the same
-/// shared bytes to everyone, with its exact Content-Length, and SSZ of a
-/// fresh devnet is mostly zeros that checkpoint-sync clients fetch rarely;
-/// compressing it per request would cost CPU on every download.
+/// Gzip only text we generate. Never the State: every download shares one
+/// `Bytes` sent as is with its exact Content-Length (what HEAD reports and
+/// checkpoint-sync clients check), and compressing it per request would
+/// spend CPU on each of possibly many concurrent downloads.
 #[derive(Clone, Copy)]
 struct Compressible;
 

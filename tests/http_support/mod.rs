@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod oneshot;
+
 use bytes::Bytes;
 use clap::Parser;
 use leanpoint::config::{Cli, Config};

@@ -1,0 +1,375 @@
+//! The real `leanpoint` binary under inbound pressure: its /metrics pass
+//! `promtool check metrics`, `process_open_fds` matches /proc, the fd
+//! threshold turns /healthz and /livez to 503 and back, and hundreds of
+//! slowloris connections neither stop it answering nor push fds past the cap.
+//! Upstreams are closed ports on 127.0.0.1, so there is never agreement:
+//! these tests are about the listener, not consensus.
+
+mod http_support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http_support::*;
+use rustix::process::{getrlimit, prlimit, setrlimit, Pid, Resource, Rlimit};
+
+/// Fast polls against dead upstreams: pollers tick, nothing agrees.
+fn base_args(upstreams: &std::path::Path) -> Vec<String> {
+    [
+        "--upstreams-config",
+        upstreams.to_str().expect("utf-8 path"),
+        "--poll-ms",
+        "200",
+        "--timeout-ms",
+        "150",
+        "--connect-timeout-ms",
+        "100",
+        "--stale-ms",
+        "1000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn start(extra: &[&str]) -> Leanpoint {
+    let file = dead_upstreams_file();
+    let mut args = base_args(&file);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let lp = Leanpoint::start(&refs);
+    let _ = std::fs::remove_file(file);
+    lp
+}
+
+/// Lets this test process hold a few hundred client sockets whatever the
+/// shell's soft limit is.
+fn raise_own_fd_limit() {
+    let l = getrlimit(Resource::Nofile);
+    if let (Some(cur), Some(max)) = (l.current, l.maximum) {
+        if cur < 4096 && max > cur {
+            let _ = setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(max.min(4096)),
+                    maximum: Some(max),
+                },
+            );
+        }
+    }
+}
+
+fn find_on_path(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    })
+}
+
+#[test]
+fn metrics_pass_promtool_check() {
+    let Some(promtool) = find_on_path("promtool") else {
+        panic!(
+            "promtool is not on PATH. Run the project's test script, which installs it \
+             (Debian/Ubuntu package `prometheus`), or install it yourself."
+        );
+    };
+    let lp = start(&[]);
+    // Every upstream polled and failed at least once; a few routes served,
+    // so every family has series.
+    wait_for(Duration::from_secs(15), "all five upstreams polled", || {
+        let t = lp.metrics();
+        (1..=5)
+            .all(|i| {
+                metric(
+                    &t,
+                    &format!(
+                        "leanpoint_upstream_errors_total{{upstream=\"dead_{i}\",kind=\"refused\"}}"
+                    ),
+                )
+                .is_some_and(|v| v >= 1.0)
+            })
+            .then_some(())
+    });
+    for path in ["/status", "/api/upstreams", "/healthz", "/nope"] {
+        let _ = get(lp.addr, path);
+    }
+    let text = lp.metrics();
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- metrics ---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn process_open_fds_matches_proc() {
+    raise_own_fd_limit();
+    let lp = start(&["--header-timeout-ms", "60000"]);
+    let idle: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(lp.addr).expect("connect"))
+        .collect();
+    wait_for(
+        Duration::from_secs(10),
+        "20 idle connections accepted",
+        || {
+            let t = lp.metrics();
+            (metric(&t, "leanpoint_http_open_connections") == Some(21.0)).then_some(())
+        },
+    );
+    for _ in 0..5 {
+        let t = lp.metrics();
+        let reported = metric(&t, "process_open_fds").expect("process_open_fds") as i64;
+        let counted = fd_count(lp.pid()) as i64;
+        // The scrape's own connection, and an upstream poll socket opening
+        // or closing in between, may differ.
+        assert!(
+            (reported - counted).abs() <= 4,
+            "process_open_fds {reported}, /proc/{}/fd has {counted}",
+            lp.pid()
+        );
+        assert!(reported >= 20, "{reported} fds with 20 idle clients");
+        let tcp_established = metric(&t, "leanpoint_process_tcp_sockets{state=\"established\"}")
+            .expect("tcp sockets by state");
+        assert!(tcp_established >= 20.0, "{tcp_established} established");
+        assert_eq!(
+            metric(&t, "leanpoint_process_tcp_sockets{state=\"listen\"}"),
+            Some(1.0)
+        );
+    }
+    drop(idle);
+}
+
+#[test]
+fn fd_threshold_turns_healthz_and_livez_503_and_back() {
+    raise_own_fd_limit();
+    let lp = start(&["--fd-threshold", "0.5", "--header-timeout-ms", "60000"]);
+    // Lower the running process's limit (both soft and hard) to 128, after
+    // its start-up raise: the threshold is then 64 fds.
+    let pid = Pid::from_raw(lp.pid() as i32).expect("child pid");
+    prlimit(
+        Some(pid),
+        Resource::Nofile,
+        Rlimit {
+            current: Some(128),
+            maximum: Some(128),
+        },
+    )
+    .expect("prlimit on the child");
+    let t = lp.metrics();
+    assert_eq!(metric(&t, "process_max_fds"), Some(128.0));
+    wait_for(
+        Duration::from_secs(10),
+        "/livez 200 before the load",
+        || (get(lp.addr, "/livez").status == 200).then_some(()),
+    );
+    let before = get(lp.addr, "/healthz");
+    assert_eq!(before.status, 503, "no agreement with dead upstreams");
+    assert!(before.text().starts_with("stale"), "{}", before.text());
+    assert!(!before.text().contains("fd:"), "{}", before.text());
+
+    let mut idle = Vec::new();
+    while fd_count(lp.pid()) <= 70 {
+        assert!(idle.len() < 110, "fds did not grow with connections");
+        idle.push(TcpStream::connect(lp.addr).expect("connect"));
+        if idle.len() % 8 == 0 {
+            let n = idle.len();
+            wait_for(Duration::from_secs(5), "connections accepted", || {
+                (fd_count(lp.pid()) >= n).then_some(())
+            });
+        }
+    }
+    let health = get(lp.addr, "/healthz");
+    assert_eq!(health.status, 503);
+    assert!(health.text().contains("fd: "), "{}", health.text());
+    assert!(health.text().contains("128 limit"), "{}", health.text());
+    let live = get(lp.addr, "/livez");
+    assert_eq!(live.status, 503, "{}", live.text());
+    assert!(live.text().starts_with("fd: "), "{}", live.text());
+
+    drop(idle);
+    wait_for(Duration::from_secs(10), "/livez back to 200", || {
+        (get(lp.addr, "/livez").status == 200).then_some(())
+    });
+    let after = get(lp.addr, "/healthz");
+    assert_eq!(after.status, 503, "still no agreement");
+    assert!(!after.text().contains("fd:"), "{}", after.text());
+    assert!(after.text().starts_with("stale"), "{}", after.text());
+}
+
+/// Client side of a slowloris: connections that send a request line and
+/// then one header byte per second, never finishing.
+struct Slowloris {
+    conns: Vec<Option<TcpStream>>,
+}
+
+impl Slowloris {
+    fn open(addr: std::net::SocketAddr, n: usize) -> Slowloris {
+        let conns = (0..n)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).expect("connect");
+                s.write_all(b"GET /status HTTP/1.1\r\nX-Slow: ")
+                    .expect("send");
+                s.set_nonblocking(true).expect("nonblocking");
+                Some(s)
+            })
+            .collect();
+        Slowloris { conns }
+    }
+
+    /// Sends one more byte on every connection still open; forgets those the
+    /// server closed. Returns how many are still open.
+    fn drip(&mut self) -> usize {
+        let mut buf = [0u8; 256];
+        for slot in &mut self.conns {
+            let Some(s) = slot else { continue };
+            let closed = match s.read(&mut buf) {
+                Ok(_) => true, // EOF, or a 408 before closing
+                Err(e) if e.kind() == ErrorKind::WouldBlock => s.write_all(b"a").is_err(),
+                Err(_) => true,
+            };
+            if closed {
+                *slot = None;
+            }
+        }
+        self.open_count()
+    }
+
+    fn open_count(&self) -> usize {
+        self.conns.iter().filter(|c| c.is_some()).count()
+    }
+}
+
+/// Time to a complete answer on a fresh connection.
+fn timed_get(addr: std::net::SocketAddr, path: &str) -> (u16, Duration) {
+    let started = Instant::now();
+    let r = get(addr, path);
+    (r.status, started.elapsed())
+}
+
+#[test]
+fn slowloris_connections_neither_block_nor_leak() {
+    raise_own_fd_limit();
+    // Phase 1: 300 slowloris connections under the default cap (512), with a
+    // header timeout long enough that they stay: the service answers anyway.
+    let lp = start(&["--header-timeout-ms", "60000"]);
+    let mut loris = Slowloris::open(lp.addr, 300);
+    let started = Instant::now();
+    let mut max_fds = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        assert_eq!(
+            loris.drip(),
+            300,
+            "slowloris closed before the header timeout"
+        );
+        for path in ["/metrics", "/healthz"] {
+            let (status, took) = timed_get(lp.addr, path);
+            assert!(status == 200 || status == 503, "{path}: {status}");
+            assert!(
+                took < Duration::from_secs(1),
+                "{path} took {took:?} under slowloris"
+            );
+        }
+        max_fds = max_fds.max(fd_count(lp.pid()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(max_fds <= 512 + 40, "{max_fds} fds with a 512 cap");
+    drop(loris);
+    drop(lp);
+
+    // Phase 2: the same 300 with a 100 cap and a 500 ms header timeout: the
+    // server never holds more than its cap and closes them all by itself.
+    let lp = start(&["--max-connections", "100", "--header-timeout-ms", "500"]);
+    let mut loris = Slowloris::open(lp.addr, 300);
+    let mut max_fds = 0;
+    wait_for(
+        Duration::from_secs(20),
+        "the server to close every slowloris connection",
+        || {
+            max_fds = max_fds.max(fd_count(lp.pid()));
+            (loris.drip() == 0).then_some(())
+        },
+    );
+    assert!(max_fds <= 100 + 40, "{max_fds} fds with a 100 cap");
+    let t = lp.metrics();
+    assert!(
+        metric(&t, "leanpoint_http_connections_over_cap_total").is_some_and(|v| v >= 1.0),
+        "the accept loop never paused at the cap"
+    );
+    let (status, took) = timed_get(lp.addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        took < Duration::from_secs(1),
+        "/metrics took {took:?} after the attack"
+    );
+}
+
+#[test]
+fn running_out_of_fds_does_not_stop_the_listener() {
+    raise_own_fd_limit();
+    let mut lp = start(&["--header-timeout-ms", "60000"]);
+    // 64 fds for a server allowed 512 connections: inbound connections will
+    // exhaust them, and accept() fails with EMFILE.
+    let pid = Pid::from_raw(lp.pid() as i32).expect("child pid");
+    prlimit(
+        Some(pid),
+        Resource::Nofile,
+        Rlimit {
+            current: Some(64),
+            maximum: Some(64),
+        },
+    )
+    .expect("prlimit on the child");
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(lp.addr).expect("connect (kernel backlog)"))
+        .collect();
+    wait_for(
+        Duration::from_secs(10),
+        "an accept() failure to be logged",
+        || {
+            lp.log_text()
+                .contains("accept() failed on the public listener")
+                .then_some(())
+        },
+    );
+    let held = fd_count(lp.pid());
+    // Fds opened before the limit was lowered (or inherited) may sit above it.
+    assert!(held <= 66, "{held} fds held with a limit of 64");
+    assert!(
+        lp.child.try_wait().expect("try_wait").is_none(),
+        "leanpoint exited at EMFILE"
+    );
+    // The clients leave; the listener recovers on its own.
+    drop(idle);
+    wait_for(
+        Duration::from_secs(15),
+        "/livez 200 after the fd exhaustion",
+        || (get(lp.addr, "/livez").status == 200).then_some(()),
+    );
+    let log = lp.log_text();
+    let failures = log
+        .matches("accept() failed on the public listener")
+        .count();
+    assert!(
+        failures <= 5,
+        "accept failures not rate-limited: {failures} log lines"
+    );
+}

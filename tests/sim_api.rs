@@ -193,16 +193,14 @@ fn one_port_serves_hundreds_of_nodes() {
 
 #[test]
 fn single_port_refuses_blackhole_at_start() {
-    let p = sim_support::spawn(&["sim", "--single-port", "--node", "blackhole-connect"]);
-    let mut p = p;
+    let mut p = sim_support::spawn(&["sim", "--single-port", "--node", "blackhole-connect"]);
     let status = wait_for("the sim to exit", Duration::from_secs(10), || {
         p.child.try_wait().expect("try_wait")
     });
     assert!(!status.success());
-    let err: Vec<String> = p.stderr.try_iter().collect();
-    assert!(
-        err.iter().any(|l| l.contains("needs a port per node")),
-        "{err:#?}"
+    p.stderr_line(
+        |l| l.contains("needs a port per node"),
+        Duration::from_secs(5),
     );
 }
 

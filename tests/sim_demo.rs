@@ -47,18 +47,7 @@ fn demo_prints_its_urls_reaches_agreement_and_stops_on_sigterm() {
     assert_eq!(http("GET", &format!("{base}/status"), "").0, 200);
 
     // 5 of 8 agree: the decider logs the agreement.
-    let mut stderr = Vec::new();
-    wait_for(
-        "\"agreement reached\" in the log",
-        Duration::from_secs(20),
-        || {
-            stderr.extend(demo.stderr.try_iter());
-            stderr
-                .iter()
-                .any(|l| l.contains("agreement reached"))
-                .then_some(())
-        },
-    );
+    demo.stderr_line(|l| l.contains("agreement reached"), Duration::from_secs(20));
 
     // /metrics is served by the http module. Until that lands on this
     // branch (a stub that answers only /status), these checks cannot run.
@@ -98,6 +87,5 @@ fn demo_rejects_an_invalid_configuration() {
         demo.child.try_wait().expect("try_wait")
     });
     assert_eq!(exit.code(), Some(2));
-    let err: Vec<String> = demo.stderr.try_iter().collect();
-    assert!(err.iter().any(|l| l.contains("--poll-ms")), "{err:#?}");
+    demo.stderr_line(|l| l.contains("--poll-ms"), Duration::from_secs(5));
 }

@@ -35,8 +35,8 @@ pub struct DemoArgs {
     /// Validators of the simulated chain.
     #[arg(long, default_value_t = 4)]
     pub validators: u64,
-    /// Slot duration of the simulated chain, milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// Slot duration of the simulated chain, milliseconds (lean devnets use 4 s).
+    #[arg(long, default_value_t = 4000)]
     pub slot_ms: u64,
     /// Head slot of the simulated chain at start.
     #[arg(long, default_value_t = 16)]

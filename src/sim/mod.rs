@@ -69,8 +69,17 @@ impl FromStr for NodeGroups {
     }
 }
 
+const SIM_AFTER_HELP: &str = "\
+Stdout, one line each: `sim-admin URL`, `sim-node INDEX NAME URL BEHAVIOUR` per node, then
+`sim-ready COUNT` once every node serves. Admin: GET /admin/nodes, GET /admin/chain,
+POST /admin/node/{i}/behaviour with a behaviour as the body (in force when it answers).
+The chain: a slot every --slot-ms; justified = head-2, finalized = head-3.
+With --single-port every behaviour but blackhole-connect works: hang, half-close and reset
+act on the connection that carried the node's request.";
+
 /// `leanpoint sim` arguments.
 #[derive(clap::Args, Debug, Clone)]
+#[command(after_help = SIM_AFTER_HELP)]
 pub struct SimArgs {
     /// One node with this behaviour (repeatable): healthy, lagging:K, fork[:SLOT],
     /// http-status:CODE, garbage, oversized, slow-drip[:MS], accept-hang, half-close,
@@ -291,6 +300,72 @@ mod tests {
         );
         assert!("2:sleepy".parse::<NodeGroups>().is_err());
         assert!("20000".parse::<NodeGroups>().is_err());
+    }
+
+    fn sim_args(argv: &[&str]) -> SimArgs {
+        use clap::Parser;
+        let mut full = vec!["leanpoint", "sim"];
+        full.extend_from_slice(argv);
+        match crate::config::Cli::try_parse_from(full)
+            .expect("parses")
+            .command
+        {
+            Some(crate::config::Command::Sim(a)) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nodes_come_from_file_then_groups_then_flags() {
+        let path =
+            std::env::temp_dir().join(format!("leanpoint-nodes-{}.json", std::process::id()));
+        std::fs::write(
+            &path,
+            r#"{"nodes":[{"behaviour":"fork:6","name":"forky"},{"behaviour":"legacy"}]}"#,
+        )
+        .expect("write");
+        let p = path.to_str().expect("utf-8");
+        let specs = node_specs(&sim_args(&[
+            "--nodes-file",
+            p,
+            "--nodes",
+            "2",
+            "--node",
+            "reset",
+        ]));
+        let _ = std::fs::remove_file(&path);
+        let specs = specs.expect("valid");
+        let got: Vec<_> = specs
+            .iter()
+            .map(|n| (n.name.as_str(), n.behaviour.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("forky", "fork:6".to_string()),
+                ("node-1", "legacy".to_string()),
+                ("node-2", "healthy".to_string()),
+                ("node-3", "healthy".to_string()),
+                ("node-4", "reset".to_string()),
+            ]
+        );
+        assert_eq!(node_specs(&sim_args(&[])).expect("default").len(), 4);
+        let e = node_specs(&sim_args(&["--nodes-file", "/nonexistent/nodes.json"]))
+            .expect_err("missing");
+        assert!(
+            e.contains("/nonexistent/nodes.json") && e.contains("cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn addressing_flags_conflict() {
+        let e =
+            sim_config(&sim_args(&["--single-port", "--base-port", "9000"])).expect_err("conflict");
+        assert!(e.contains("exclude"), "{e}");
+        assert!(sim_config(&sim_args(&["--slot-ms", "0"])).is_err());
+        let c = sim_config(&sim_args(&["--single-port", "7000"])).expect("valid");
+        assert!(matches!(c.addressing, Addressing::Paths { port: 7000 }));
     }
 
     #[test]

@@ -208,7 +208,7 @@ pub async fn start(config: SimConfig, shutdown: Shutdown) -> anyhow::Result<Runn
             anyhow::bail!(
                 "sim: node {i} ({}) did not enter {}",
                 node.name,
-                node.behaviour.borrow().to_string()
+                *node.behaviour.borrow()
             );
         }
     }

@@ -81,6 +81,23 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// Waits for a stderr line `pred` accepts (the pump thread may still be
+    /// delivering lines after the process exited). Panics with what came.
+    pub fn stderr_line(&self, pred: impl Fn(&str) -> bool, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no expected stderr line within {within:?}: {seen:#?}"),
+            }
+        }
+    }
+}
+
 /// One node of a running sim, from its discovery line.
 #[derive(Clone, Debug)]
 pub struct SimNode {

@@ -10,7 +10,8 @@
 //! - `consensus`: the pure agreement decision.
 //! - `state`: `AppState`, shared by every task, built once in [`build`].
 //! - `state_cache`: downloads and holds the agreed finalized State.
-//! - `metrics`: every metric family; `process`: the procfs collector and fd limits.
+//! - `metrics`: every metric family; `process`: the procfs collector and fd limits;
+//!   `sockdiag`: this process's TCP socket states from netlink (inet_diag).
 //! - `http`: the public listener (bounded connections) and its routes.
 //! - `shutdown`: the one shutdown signal.
 //! - `logging`: the tracing subscriber (service, demo, sim).
@@ -28,6 +29,7 @@ pub mod poller;
 pub mod process;
 pub mod shutdown;
 pub mod sim;
+pub mod sockdiag;
 pub mod state;
 pub mod state_cache;
 pub mod upstream;

@@ -60,6 +60,17 @@ fn tcp_state_index(s: &TcpState) -> usize {
     }
 }
 
+/// `TCP_STATES` index of a kernel TCP state number (`TCP_ESTABLISHED` = 1
+/// .. `TCP_CLOSING` = 11, `TCP_NEW_SYN_RECV` = 12), the same mapping as
+/// [`tcp_state_index`].
+fn kernel_state_index(state: usize) -> Option<usize> {
+    match state {
+        1..=11 => Some(state - 1),
+        12 => Some(2),
+        _ => None,
+    }
+}
+
 /// Registers the process collector at the top level of `registry`.
 pub fn register(registry: &mut Registry) {
     registry.register_collector(Box::new(ProcessCollector {
@@ -173,7 +184,8 @@ fn is_out_of_fds(e: &std::io::Error) -> bool {
 }
 
 /// Counts this process's TCP sockets by state: the socket inodes behind
-/// /proc/self/fd, looked up in the namespace's tcp and tcp6 tables.
+/// /proc/self/fd, looked up through sock_diag (netlink), or in the
+/// namespace's /proc tcp and tcp6 tables where netlink is not allowed.
 fn tcp_sockets_by_state() -> Option<[i64; TCP_STATES.len()]> {
     let me = Process::myself().ok()?;
     let inodes: HashSet<u64> = me
@@ -185,6 +197,14 @@ fn tcp_sockets_by_state() -> Option<[i64; TCP_STATES.len()]> {
         })
         .collect();
     let mut counts = [0i64; TCP_STATES.len()];
+    if let Ok(by_kernel_state) = crate::sockdiag::tcp_states(&inodes) {
+        for (state, n) in by_kernel_state.iter().enumerate() {
+            if let Some(i) = kernel_state_index(state) {
+                counts[i] += n;
+            }
+        }
+        return Some(counts);
+    }
     // tcp6 is absent on hosts without IPv6; count what exists.
     let v4 = me.tcp().ok();
     let v6 = me.tcp6().ok();

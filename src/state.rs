@@ -323,16 +323,20 @@ impl AppState {
     /// stale window.
     pub fn fresh_votes(&self) -> Vec<Option<Vote>> {
         let stale = self.config.stale;
+        // One clock read for all upstreams, not one `elapsed()` each.
+        let now = Instant::now();
         self.upstreams
             .iter()
             .map(|u| {
                 let v = lock(&u.view);
                 match (v.observation, v.observed_at) {
-                    (Some(o), Some(at)) if at.elapsed() <= stale => Some(Vote {
-                        finalized_slot: o.finalized_slot,
-                        finalized_root: o.finalized_root,
-                        justified: o.justified,
-                    }),
+                    (Some(o), Some(at)) if now.saturating_duration_since(at) <= stale => {
+                        Some(Vote {
+                            finalized_slot: o.finalized_slot,
+                            finalized_root: o.finalized_root,
+                            justified: o.justified,
+                        })
+                    }
                     _ => None,
                 }
             })
@@ -344,13 +348,17 @@ impl AppState {
     pub fn apply(&self, decision: &Decision, votes: &[Option<Vote>]) {
         let now_ms = unix_ms();
         let (mut agreeing, mut disagreeing, mut failing) = (0usize, 0usize, 0usize);
-        let supporters: &[usize] = decision
-            .agreed
-            .as_ref()
-            .map_or(&[], |a| a.supporters.as_slice());
+        // A mask, not `supporters.contains(&i)` per upstream: that was
+        // quadratic, the decider's largest cost at 1000 upstreams.
+        let mut supports = vec![false; self.upstreams.len()];
+        for &i in decision.agreed.iter().flat_map(|a| &a.supporters) {
+            if let Some(s) = supports.get_mut(i) {
+                *s = true;
+            }
+        }
         for (i, slot) in self.upstreams.iter().enumerate() {
             let standing = match votes.get(i) {
-                Some(Some(_)) if supporters.contains(&i) => UpstreamState::Agreeing,
+                Some(Some(_)) if supports[i] => UpstreamState::Agreeing,
                 Some(Some(_)) => UpstreamState::Disagreeing,
                 _ => UpstreamState::Failing,
             };

@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_http::compression::predicate::{Predicate, SizeAbove};
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::services::ServeDir;
 
 use super::health;
@@ -72,7 +72,11 @@ pub fn router(state: AppRef) -> Router {
         None => app.route(INDEX, get(index)).fallback(not_found),
     };
     app.layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .layer(CompressionLayer::new().compress_when(SizeAbove::new(256).and(Compressible)))
+        .layer(
+            CompressionLayer::new()
+                .quality(CompressionLevel::Fastest)
+                .compress_when(SizeAbove::new(256).and(Compressible)),
+        )
         .with_state(state)
 }
 

@@ -269,3 +269,39 @@ fn upstreams_file_names_the_devnet_nodes() {
         assert_eq!(u.url.port(), Some(base + i as u16), "{}", u.name);
     }
 }
+
+/// The Dockerfile builds from Cargo.toml, Cargo.lock and src/ alone
+/// (.dockerignore admits nothing else). cargo demands the file of a
+/// `[[bench]]`/`[[test]]`/`[[example]]` target at load time only when it has to
+/// infer its path, so every such table must name its path, or the image build
+/// fails on a file the build context leaves out (benches/micro.rs did).
+#[test]
+fn explicit_cargo_targets_name_their_path() {
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).expect("Cargo.toml");
+    let mut table: Option<String> = None;
+    let mut has_path = false;
+    let mut missing = Vec::new();
+    for line in manifest
+        .lines()
+        .map(str::trim)
+        .chain(std::iter::once("[end]"))
+    {
+        if line.starts_with('[') {
+            if let Some(t) = table.take() {
+                if !has_path {
+                    missing.push(t);
+                }
+            }
+            if ["[[bench]]", "[[test]]", "[[example]]"].contains(&line) {
+                table = Some(line.to_string());
+                has_path = false;
+            }
+        } else if table.is_some() && line.starts_with("path") {
+            has_path = true;
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "Cargo.toml target tables without `path`: {missing:?}"
+    );
+}

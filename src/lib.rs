@@ -80,9 +80,7 @@ pub async fn run(
 pub async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     process::raise_fd_limit(&config);
     let addr = std::net::SocketAddr::new(config.bind, config.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
+    let listener = http::bind(addr).map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
     // The bound address, not the configured one: with --port 0 the kernel
     // picks the port, and this line is how a supervisor or test learns it.
     let addr = listener.local_addr().unwrap_or(addr);

@@ -7,6 +7,7 @@
 //! - at most `--max-connections` are open: a permit is taken *before*
 //!   `accept()`, so at the cap the loop stops accepting (new clients wait in
 //!   the kernel backlog, costing no fd) instead of accepting and failing;
+//!   [`bind`] makes that backlog deep enough to hold them;
 //! - a client must send a request's headers within `--header-timeout-ms`,
 //!   which also closes an idle keep-alive connection (hyper starts that timer
 //!   whenever it waits for a request head);
@@ -24,6 +25,7 @@ pub mod routes;
 mod stall;
 mod status_page;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +33,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -60,6 +62,29 @@ impl Default for ServeOptions {
             shutdown_grace: Duration::from_secs(5),
         }
     }
+}
+
+/// Depth of the public listener's accept queue, where clients wait while
+/// `--max-connections` are open. `TcpListener::bind` asks for 128 (std's and
+/// mio's value): past 128 waiting clients, or a burst of 128 connects faster
+/// than the loop accepts, the kernel drops SYNs and the client (a scrape, a
+/// probe) stalls for a SYN retransmit (1 s, then 3 s, ...) instead of waiting
+/// its turn. Waiting clients cost kernel memory, not fds. The kernel clamps
+/// this to `net.core.somaxconn` (4096 by default).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the public listener with [`LISTEN_BACKLOG`], and SO_REUSEADDR as
+/// `TcpListener::bind` sets it (a restart can rebind at once). Call from
+/// within the runtime.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Pause after an `accept()` failure that is about resources (EMFILE,
@@ -248,5 +273,29 @@ impl RateLimitedLog {
         tracing::warn!(error = %e, suppressed = self.suppressed, "accept() failed on the public listener; retrying");
         self.last = Some(Instant::now());
         self.suppressed = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More clients than std's 128 wait in the queue while nothing accepts
+    /// (the loop at its cap): every connect completes at once, none is
+    /// dropped into a SYN retransmit.
+    #[tokio::test]
+    async fn the_backlog_holds_hundreds_of_waiting_clients() {
+        let listener = bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let mut waiting = Vec::new();
+        for i in 0..300 {
+            let connect = TcpStream::connect(addr);
+            match tokio::time::timeout(Duration::from_millis(500), connect).await {
+                Ok(Ok(s)) => waiting.push(s),
+                Ok(Err(e)) => panic!("client {i}: {e}"),
+                Err(_) => panic!("client {i}: SYN dropped, the accept queue is full"),
+            }
+        }
+        assert_eq!(waiting.len(), 300);
     }
 }

@@ -10,8 +10,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-
 use super::chain::ChainParams;
 use super::server::{self, Addressing, NodeSpec, RunningSim, SimConfig};
 use super::NodeGroups;
@@ -159,9 +157,7 @@ async fn run(serve: ServeArgs, args: DemoArgs) -> Result<(), String> {
     let config = Config::with_upstreams(&serve, "demo", upstreams).map_err(|e| e.to_string())?;
     crate::process::raise_fd_limit(&config);
     let addr = SocketAddr::new(config.bind, config.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    let listener = crate::http::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     print_banner(&sim, &config, local, args.slot_ms);
     let state = crate::build(config).map_err(|e| format!("{e:#}"))?;

@@ -233,15 +233,36 @@ impl Leanpoint {
     /// Starts `leanpoint --bind 127.0.0.1 --port 0 --log-format json <args>`
     /// and waits for its "listening" line to learn the port.
     pub fn start(args: &[&str]) -> Leanpoint {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_leanpoint"))
-            .args(["--bind", "127.0.0.1", "--port", "0", "--log-format", "json"])
+        Leanpoint::start_with_nofile(args, None)
+    }
+
+    /// [`Leanpoint::start`] with RLIMIT_NOFILE (soft and hard) set to
+    /// `nofile` before exec, so the process lives its whole life, start-up
+    /// raise included, under that limit (the incident's was 1024).
+    pub fn start_with_nofile(args: &[&str], nofile: Option<u64>) -> Leanpoint {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leanpoint"));
+        cmd.args(["--bind", "127.0.0.1", "--port", "0", "--log-format", "json"])
             .args(args)
             .env("LEANPOINT_LOG_LEVEL", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn leanpoint");
+            .stderr(Stdio::piped());
+        if let Some(limit) = nofile {
+            use std::os::unix::process::CommandExt;
+            let rlimit = rustix::process::Rlimit {
+                current: Some(limit),
+                maximum: Some(limit),
+            };
+            // SAFETY: the closure runs between fork and exec and only makes
+            // the setrlimit system call: no allocation, no locks.
+            unsafe {
+                cmd.pre_exec(move || {
+                    rustix::process::setrlimit(rustix::process::Resource::Nofile, rlimit)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn leanpoint");
         let stderr = child.stderr.take().expect("stderr piped");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();

@@ -53,11 +53,20 @@ pub fn required_votes(rule: AgreementRule, configured: usize, responding: usize)
 /// Decides agreement over `votes` (one entry per configured upstream, None
 /// where the upstream has no fresh observation).
 ///
-/// A candidate is a finalized (slot, root) reported by some upstream; its
-/// support is every upstream with that exact root plus every slot-only
-/// upstream at that slot. Slot-only candidates exist only where no upstream
-/// reported a root at that slot. The highest qualifying candidate wins; two
-/// qualifying roots at one slot are a conflict and nothing is agreed.
+/// A candidate is a finalized (slot, root) reported by some upstream. Its
+/// support is every upstream reporting it exactly (slot-only upstreams at its
+/// slot included) plus every upstream already finalized past its slot:
+/// finality advances upstream by upstream, and polls spread over an interval
+/// see several finalized slots of one chain at once (with a 10 s poll and 4 s
+/// slots, always), so counting exact matches alone would rarely find a
+/// majority. Slot-only candidates exist only where no upstream reported a
+/// root at that slot. The highest qualifying candidate wins; two roots at one
+/// slot each reported by enough upstreams are a conflict; two at one slot
+/// with equal exact votes are ambiguous; in both cases nothing is agreed.
+///
+/// An upstream past a candidate is counted whatever its own root: the Lean
+/// API's fork choice lists no ancestors of the finalized block, so whether
+/// it went through the candidate cannot be checked (see ARCHITECTURE.md).
 pub fn decide(votes: &[Option<Vote>], rule: AgreementRule) -> Decision {
     let fresh: Vec<(usize, &Vote)> = votes
         .iter()
@@ -77,7 +86,9 @@ pub fn decide(votes: &[Option<Vote>], rule: AgreementRule) -> Decision {
             candidates.push(key);
         }
     }
-    let support = |slot: u64, root: Option<Root>| -> Vec<usize> {
+    // Exact voters report the candidate itself (slot-only voters at its
+    // slot count for every root there).
+    let exact = |slot: u64, root: Option<Root>| -> Vec<usize> {
         fresh
             .iter()
             .filter(|(_, v)| {
@@ -86,12 +97,26 @@ pub fn decide(votes: &[Option<Vote>], rule: AgreementRule) -> Decision {
             .map(|(i, _)| *i)
             .collect()
     };
-    let mut qualifying: Vec<(u64, Option<Root>, Vec<usize>)> = candidates
+    let mut qualifying: Vec<Qualifying> = candidates
         .into_iter()
-        .map(|(s, r)| (s, r, support(s, r)))
-        .filter(|(_, _, sup)| sup.len() >= required)
+        .map(|(slot, root)| {
+            let exact = exact(slot, root);
+            let mut supporters: Vec<usize> = fresh
+                .iter()
+                .filter(|(i, v)| v.finalized_slot > slot || exact.contains(i))
+                .map(|(i, _)| *i)
+                .collect();
+            supporters.sort_unstable();
+            Qualifying {
+                slot,
+                root,
+                exact: exact.len(),
+                supporters,
+            }
+        })
+        .filter(|q| q.supporters.len() >= required)
         .collect();
-    qualifying.sort_by(|a, b| b.0.cmp(&a.0).then(b.2.len().cmp(&a.2.len())));
+    qualifying.sort_by(|a, b| b.slot.cmp(&a.slot).then(b.exact.cmp(&a.exact)));
 
     let mut decision = Decision {
         agreed: None,
@@ -99,65 +124,41 @@ pub fn decide(votes: &[Option<Vote>], rule: AgreementRule) -> Decision {
         required,
         conflict: false,
     };
-    let Some((slot, root, supporters)) = qualifying.first().cloned() else {
+    let Some(top) = qualifying.first() else {
         return decision;
     };
-    if qualifying.iter().any(|(s, r, _)| *s == slot && *r != root) {
+    let rivals: Vec<&Qualifying> = qualifying
+        .iter()
+        .skip(1)
+        .filter(|q| q.slot == top.slot && q.root != top.root)
+        .collect();
+    if top.exact >= required && rivals.iter().any(|q| q.exact >= required) {
+        // Two roots at one slot, each reported by enough upstreams themselves.
         decision.conflict = true;
         return decision;
     }
+    if rivals.iter().any(|q| q.exact == top.exact) {
+        // Which root at this slot the upstreams past it went through is
+        // unknowable here; claim neither.
+        return decision;
+    }
     decision.agreed = Some(Agreement {
-        finalized_slot: slot,
-        finalized_root: root,
-        justified: agreed_justified(&fresh, required, slot),
-        supporters,
+        finalized_slot: top.slot,
+        finalized_root: top.root,
+        justified: agreed_justified(&fresh, required, top.slot),
+        supporters: top.supporters.clone(),
     });
     decision
 }
 
-/// Whether the checkpoint already served still holds when no candidate meets
-/// the rule: `required` fresh upstreams report it (same root, or slot-only at
-/// its slot) or have finalized a later slot.
-///
-/// Finality advances upstream by upstream: for a poll interval after it
-/// moves, some upstreams report the new checkpoint and some the old, and
-/// neither has a majority. Without this, agreement would drop at every
-/// advance. An upstream past the served checkpoint is counted for it because
-/// finalized checkpoints only move forward on a chain; one that finalized a
-/// conflicting fork is a safety fault the served checkpoint predates. An
-/// upstream behind it, or on another root at its slot, is not counted.
-pub fn hold(
-    votes: &[Option<Vote>],
-    rule: AgreementRule,
-    served_slot: u64,
-    served_root: Option<Root>,
-) -> Option<Agreement> {
-    let fresh: Vec<(usize, &Vote)> = votes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| v.as_ref().map(|v| (i, v)))
-        .collect();
-    let required = required_votes(rule, votes.len(), fresh.len()).max(1);
-    let supporters: Vec<usize> = fresh
-        .iter()
-        .filter(|(_, v)| {
-            v.finalized_slot > served_slot
-                || (v.finalized_slot == served_slot
-                    && (v.finalized_root.is_none()
-                        || served_root.is_none()
-                        || v.finalized_root == served_root))
-        })
-        .map(|(i, _)| *i)
-        .collect();
-    if supporters.len() < required {
-        return None;
-    }
-    Some(Agreement {
-        finalized_slot: served_slot,
-        finalized_root: served_root,
-        justified: agreed_justified(&fresh, required, served_slot),
-        supporters,
-    })
+/// A candidate that meets the rule.
+struct Qualifying {
+    slot: u64,
+    root: Option<Root>,
+    /// Upstreams reporting exactly this checkpoint.
+    exact: usize,
+    /// Those plus every upstream already finalized past its slot.
+    supporters: Vec<usize>,
 }
 
 /// The highest justified checkpoint (at or after the finalized slot) that
@@ -288,8 +289,26 @@ mod tests {
                 Some((9, None)),
             ),
             (
-                "fallback at another slot does not help",
+                "an upstream past a slot-only candidate supports it",
                 vec![full(9, 1), slot_only(8), None],
+                ConfiguredMajority,
+                Some((8, None)),
+            ),
+            (
+                "an upstream behind does not help",
+                vec![full(9, 1), slot_only(10), None],
+                ConfiguredMajority,
+                Some((9, Some(1))),
+            ),
+            (
+                "spread over three slots of one chain",
+                vec![full(9, 1), full(10, 2), full(11, 3), None, None],
+                ConfiguredMajority,
+                Some((9, Some(1))),
+            ),
+            (
+                "ambiguous root below upstreams past it",
+                vec![full(9, 1), full(9, 2), full(10, 3), full(10, 4)],
                 ConfiguredMajority,
                 None,
             ),
@@ -355,16 +374,19 @@ mod tests {
     }
 
     #[test]
-    fn served_checkpoint_holds_while_finality_advances() {
-        // 5 configured: 2 still at 9, 2 already at 10, 1 down. Neither 9 nor
-        // 10 has 3 votes, but 4 upstreams are at or past the served 9.
+    fn agreement_survives_finality_advancing() {
+        // 5 configured: 2 still at 9, 2 already at 10, 1 down. Neither has 3
+        // exact votes, but 4 upstreams are at or past 9.
         let votes = vec![full(9, 1), full(9, 1), full(10, 2), full(10, 2), None];
-        assert!(decide(&votes, ConfiguredMajority).agreed.is_none());
-        let held = hold(&votes, ConfiguredMajority, 9, Some(root(1))).expect("holds");
-        assert_eq!(held.supporters, vec![0, 1, 2, 3]);
-        // A fork at the served slot and laggards do not hold it.
-        let votes = vec![full(9, 1), full(9, 3), full(8, 2), full(8, 2), None];
-        assert!(hold(&votes, ConfiguredMajority, 9, Some(root(1))).is_none());
+        let a = decide(&votes, ConfiguredMajority).agreed.expect("agreed");
+        assert_eq!(
+            (a.finalized_slot, a.supporters.clone()),
+            (9, vec![0, 1, 2, 3])
+        );
+        // A fork at that slot is neither a supporter nor a conflict.
+        let votes = vec![full(9, 1), full(9, 1), full(9, 3), full(10, 2), None];
+        let a = decide(&votes, ConfiguredMajority).agreed.expect("agreed");
+        assert_eq!((a.finalized_slot, a.supporters), (9, vec![0, 1, 3]));
     }
 
     #[test]

@@ -158,13 +158,7 @@ pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
             first_round_done = true;
         }
         let votes = state.fresh_votes();
-        let mut decision = consensus::decide(&votes, state.config.agreement);
-        if decision.agreed.is_none() && !decision.conflict {
-            if let Some(served) = state.consensus().finalized {
-                decision.agreed =
-                    consensus::hold(&votes, state.config.agreement, served.slot, served.root);
-            }
-        }
+        let decision = consensus::decide(&votes, state.config.agreement);
         state.apply(&decision, &votes);
         let has = decision.agreed.is_some();
         if has != had_agreement {

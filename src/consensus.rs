@@ -68,6 +68,18 @@ pub fn required_votes(rule: AgreementRule, configured: usize, responding: usize)
 /// API's fork choice lists no ancestors of the finalized block, so whether
 /// it went through the candidate cannot be checked (see ARCHITECTURE.md).
 pub fn decide(votes: &[Option<Vote>], rule: AgreementRule) -> Decision {
+    decide_preferring(votes, rule, None)
+}
+
+/// [`decide`], breaking a tie of exact votes between roots at the top slot
+/// in favour of `served` (the checkpoint already served): a healthy
+/// upstream and a forked one at the served slot, with the rest past it, are
+/// one vote each, and the served one is the one the majority agreed on before.
+pub fn decide_preferring(
+    votes: &[Option<Vote>],
+    rule: AgreementRule,
+    served: Option<(u64, Option<Root>)>,
+) -> Decision {
     let fresh: Vec<(usize, &Vote)> = votes
         .iter()
         .enumerate()
@@ -124,6 +136,14 @@ pub fn decide(votes: &[Option<Vote>], rule: AgreementRule) -> Decision {
         required,
         conflict: false,
     };
+    if let Some(pos) = served.and_then(|(slot, root)| {
+        let best = qualifying.first()?;
+        qualifying.iter().position(|q| {
+            q.slot == slot && q.root == root && q.slot == best.slot && q.exact == best.exact
+        })
+    }) {
+        qualifying.swap(0, pos);
+    }
     let Some(top) = qualifying.first() else {
         return decision;
     };
@@ -137,7 +157,8 @@ pub fn decide(votes: &[Option<Vote>], rule: AgreementRule) -> Decision {
         decision.conflict = true;
         return decision;
     }
-    if rivals.iter().any(|q| q.exact == top.exact) {
+    let preferred = served == Some((top.slot, top.root));
+    if !preferred && rivals.iter().any(|q| q.exact == top.exact) {
         // Which root at this slot the upstreams past it went through is
         // unknowable here; claim neither.
         return decision;
@@ -387,6 +408,26 @@ mod tests {
         let votes = vec![full(9, 1), full(9, 1), full(9, 3), full(10, 2), None];
         let a = decide(&votes, ConfiguredMajority).agreed.expect("agreed");
         assert_eq!((a.finalized_slot, a.supporters), (9, vec![0, 1, 3]));
+    }
+
+    #[test]
+    fn a_tie_at_the_served_slot_keeps_the_served_root() {
+        // Healthy and fork at 17, two healthy past it: 1-1 exact votes.
+        let votes = vec![full(17, 1), full(17, 9), full(18, 2), full(18, 2)];
+        assert!(decide(&votes, ConfiguredMajority).agreed.is_none());
+        let a = decide_preferring(&votes, ConfiguredMajority, Some((17, Some(root(1)))))
+            .agreed
+            .expect("agreed");
+        assert_eq!(
+            (a.finalized_slot, a.finalized_root, a.supporters),
+            (17, Some(root(1)), vec![0, 2, 3])
+        );
+        // The preference never overrides a real majority for another root.
+        let votes = vec![full(17, 9), full(17, 9), full(17, 9), full(17, 1)];
+        let a = decide_preferring(&votes, ConfiguredMajority, Some((17, Some(root(1)))))
+            .agreed
+            .expect("agreed");
+        assert_eq!(a.finalized_root, Some(root(9)));
     }
 
     #[test]

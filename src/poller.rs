@@ -158,7 +158,8 @@ pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
             first_round_done = true;
         }
         let votes = state.fresh_votes();
-        let decision = consensus::decide(&votes, state.config.agreement);
+        let served = state.consensus().finalized.map(|f| (f.slot, f.root));
+        let decision = consensus::decide_preferring(&votes, state.config.agreement, served);
         state.apply(&decision, &votes);
         let has = decision.agreed.is_some();
         if has != had_agreement {

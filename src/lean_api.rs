@@ -316,11 +316,13 @@ pub struct Health {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    fn fixture(folder: &str, file: &str) -> Vec<u8> {
+    /// A file of `shared/fixtures/lean-api/<folder>`; also used by the
+    /// simulator's encoder tests, which compare their bytes with these.
+    pub(crate) fn fixture(folder: &str, file: &str) -> Vec<u8> {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/fixtures/lean-api")
             .join(folder)

@@ -8,11 +8,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use super::chain::ChainParams;
 use super::server::{self, Addressing, NodeSpec, RunningSim, SimConfig};
-use super::NodeGroups;
+use super::{ChainArgs, NodeGroups};
 use crate::config::{Config, ServeArgs};
 
 // The service's defaults (config.rs). A parent-level flag equal to its
@@ -30,15 +29,8 @@ pub struct DemoArgs {
     /// The simulated nodes, as for `leanpoint sim --nodes`.
     #[arg(long, default_value = "5:healthy,1:accept-hang,1:lagging:3,1:fork")]
     pub nodes: NodeGroups,
-    /// Validators of the simulated chain.
-    #[arg(long, default_value_t = 4)]
-    pub validators: u64,
-    /// Slot duration of the simulated chain, milliseconds (lean devnets use 4 s).
-    #[arg(long, default_value_t = 4000)]
-    pub slot_ms: u64,
-    /// Head slot of the simulated chain at start.
-    #[arg(long, default_value_t = 16)]
-    pub start_slot: u64,
+    #[command(flatten)]
+    pub chain: ChainArgs,
     /// leanpoint's bind address [default: 127.0.0.1].
     #[arg(long)]
     pub bind: Option<String>,
@@ -101,12 +93,17 @@ fn node_specs(groups: &NodeGroups) -> Vec<NodeSpec> {
 
 /// `leanpoint demo`: runs until SIGINT/SIGTERM.
 pub fn demo_main(serve: &ServeArgs, args: DemoArgs) -> ExitCode {
-    if args.nodes.0.is_empty() || args.slot_ms == 0 || args.validators == 0 {
-        eprintln!(
-            "leanpoint demo: --nodes, --slot-ms and --validators must be non-empty and positive"
-        );
+    if args.nodes.0.is_empty() {
+        eprintln!("leanpoint demo: --nodes: must name at least one node");
         return ExitCode::from(2);
     }
+    let chain = match args.chain.params(1) {
+        Ok(chain) => chain,
+        Err(e) => {
+            eprintln!("leanpoint demo: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let serve = serve_args(serve, &args);
     // Validates the flags before anything starts (the URLs are placeholders).
     let placeholder: Vec<_> = node_specs(&args.nodes)
@@ -119,7 +116,7 @@ pub fn demo_main(serve: &ServeArgs, args: DemoArgs) -> ExitCode {
     }
     crate::logging::init(&serve.log_level, serve.log_format);
     super::raise_nofile();
-    let result = super::runtime().and_then(|rt| rt.block_on(run(serve, args)));
+    let result = super::runtime().and_then(|rt| rt.block_on(run(serve, args, chain)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -130,16 +127,11 @@ pub fn demo_main(serve: &ServeArgs, args: DemoArgs) -> ExitCode {
     }
 }
 
-async fn run(serve: ServeArgs, args: DemoArgs) -> Result<(), String> {
+async fn run(serve: ServeArgs, args: DemoArgs, chain: ChainParams) -> Result<(), String> {
     let (trigger, shutdown) = crate::shutdown::channel();
     let sim = server::start(
         SimConfig {
-            chain: ChainParams::starting_now(
-                1,
-                args.validators,
-                Duration::from_millis(args.slot_ms),
-                args.start_slot,
-            ),
+            chain,
             nodes: node_specs(&args.nodes),
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             addressing: Addressing::Ports { base: None },
@@ -159,7 +151,7 @@ async fn run(serve: ServeArgs, args: DemoArgs) -> Result<(), String> {
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = crate::http::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    print_banner(&sim, &config, local, args.slot_ms);
+    print_banner(&sim, &config, local, args.chain.slot_ms);
     let state = crate::build(config).map_err(|e| format!("{e:#}"))?;
     tokio::spawn(async move {
         crate::shutdown::signal().await;

@@ -207,16 +207,8 @@ mod tests {
     use super::super::chain::{Branch, ChainParams};
     use super::*;
     use crate::lean_api;
-    use std::path::PathBuf;
+    use crate::lean_api::tests::fixture;
     use std::time::Duration;
-
-    fn fixture(folder: &str, file: &str) -> Vec<u8> {
-        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/lean-api")
-            .join(folder)
-            .join(file);
-        std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
-    }
 
     fn params(validators: u64) -> ChainParams {
         ChainParams {

@@ -93,15 +93,8 @@ pub struct SimArgs {
     /// File nodes come first, then --nodes, then --node. Default: 4 healthy nodes.
     #[arg(long, value_name = "FILE")]
     pub nodes_file: Option<PathBuf>,
-    /// Validators of the chain (the State carries 112 bytes per validator).
-    #[arg(long, default_value_t = 4)]
-    pub validators: u64,
-    /// Slot duration, milliseconds.
-    #[arg(long, default_value_t = 4000)]
-    pub slot_ms: u64,
-    /// Head slot at start (the State carries 32 bytes per slot of history).
-    #[arg(long, default_value_t = 16)]
-    pub start_slot: u64,
+    #[command(flatten)]
+    pub chain: ChainArgs,
     /// Seeds every root; sims with different ids never agree.
     #[arg(long, default_value_t = 1)]
     pub chain_id: u64,
@@ -181,25 +174,47 @@ fn node_specs(args: &SimArgs) -> Result<Vec<NodeSpec>, String> {
         .collect())
 }
 
+/// The simulated chain's shape: the flags `sim` and `demo` share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ChainArgs {
+    /// Validators of the chain (the State carries 112 bytes per validator).
+    #[arg(long, default_value_t = 4)]
+    pub validators: u64,
+    /// Slot duration, milliseconds (lean devnets use 4 s).
+    #[arg(long, default_value_t = 4000)]
+    pub slot_ms: u64,
+    /// Head slot at start (the State carries 32 bytes per slot of history).
+    #[arg(long, default_value_t = 16)]
+    pub start_slot: u64,
+}
+
+impl ChainArgs {
+    /// The chain these flags describe, starting now, seeded by `chain_id`.
+    pub fn params(&self, chain_id: u64) -> Result<chain::ChainParams, String> {
+        if self.slot_ms == 0 {
+            return Err("--slot-ms: must be greater than 0".into());
+        }
+        if self.validators == 0 {
+            return Err("--validators: must be greater than 0".into());
+        }
+        Ok(chain::ChainParams::starting_now(
+            chain_id,
+            self.validators,
+            Duration::from_millis(self.slot_ms),
+            self.start_slot,
+        ))
+    }
+}
+
 fn sim_config(args: &SimArgs) -> Result<SimConfig, String> {
-    if args.slot_ms == 0 {
-        return Err("--slot-ms: must be greater than 0".into());
-    }
-    if args.validators == 0 {
-        return Err("--validators: must be greater than 0".into());
-    }
+    let chain = args.chain.params(args.chain_id)?;
     let addressing = match (args.single_port, args.base_port) {
         (Some(_), Some(_)) => return Err("--single-port and --base-port exclude each other".into()),
         (Some(port), None) => Addressing::Paths { port },
         (None, base) => Addressing::Ports { base },
     };
     Ok(SimConfig {
-        chain: chain::ChainParams::starting_now(
-            args.chain_id,
-            args.validators,
-            Duration::from_millis(args.slot_ms),
-            args.start_slot,
-        ),
+        chain,
         nodes: node_specs(args)?,
         bind: args.bind,
         addressing,

@@ -127,7 +127,7 @@ fn human(ns: f64) -> String {
 
 fn fixture(path: &str) -> Vec<u8> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/lean-api")
+        .join("tests/fixtures/lean-api")
         .join(path);
     std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
 }

@@ -509,7 +509,7 @@ mod tests {
     #[test]
     fn zig_example_loads() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/lean-quickstart/upstreams.zig-example.json");
+            .join("tests/fixtures/lean-quickstart/upstreams.zig-example.json");
         let ups = load_upstreams_file(&p).expect("zig example");
         assert_eq!(ups.len(), 6);
         assert_eq!(ups[0].name, "zeam_0");

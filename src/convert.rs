@@ -155,7 +155,7 @@ mod tests {
     #[test]
     fn fixture_converts() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/lean-quickstart/validator-config.yaml");
+            .join("tests/fixtures/lean-quickstart/validator-config.yaml");
         let text = std::fs::read_to_string(&p).expect("fixture");
         let ups = convert(&text, false).expect("converts");
         assert_eq!(

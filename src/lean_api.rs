@@ -2,7 +2,7 @@
 //!
 //! Everything here is pure: bytes in, typed values or a named error out. The
 //! shapes follow the captures of the reference node in
-//! `shared/fixtures/lean-api` exactly (slots are JSON numbers, roots are
+//! `tests/fixtures/lean-api` exactly (slots are JSON numbers, roots are
 //! `0x`-prefixed lowercase hex, the State is SSZ with a 228-byte fixed part).
 //! Nothing else in the crate parses upstream bytes, so a hostile upstream can
 //! only reach the rest of the program through the types below.
@@ -320,11 +320,11 @@ pub(crate) mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    /// A file of `shared/fixtures/lean-api/<folder>`; also used by the
+    /// A file of `tests/fixtures/lean-api/<folder>`; also used by the
     /// simulator's encoder tests, which compare their bytes with these.
     pub(crate) fn fixture(folder: &str, file: &str) -> Vec<u8> {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/lean-api")
+            .join("tests/fixtures/lean-api")
             .join(folder)
             .join(file);
         std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))

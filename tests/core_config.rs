@@ -155,7 +155,7 @@ fn missing_file_names_the_path() {
 async fn the_zig_example_file_loads_and_serves() {
     let path = std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/lean-quickstart/upstreams.zig-example.json"
+        "/tests/fixtures/lean-quickstart/upstreams.zig-example.json"
     ));
     // Its upstreams are localhost ports where nothing (or anything) may
     // listen; leanpoint must start and answer either way.

@@ -22,7 +22,7 @@ fn convert(args: &[&str]) -> (i32, String, String) {
 
 fn fixture() -> String {
     format!(
-        "{}/../shared/fixtures/lean-quickstart/validator-config.yaml",
+        "{}/tests/fixtures/lean-quickstart/validator-config.yaml",
         env!("CARGO_MANIFEST_DIR")
     )
 }

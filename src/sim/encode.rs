@@ -1,5 +1,5 @@
 //! Byte encoders for the simulated node: the Lean API bodies exactly as the
-//! reference node writes them (see shared/fixtures/lean-api/README.md).
+//! reference node writes them (see tests/fixtures/lean-api/README.md).
 //!
 //! JSON keys come out in the reference node's order (serde writes struct
 //! fields in declaration order, compact). The State and SignedBlock follow

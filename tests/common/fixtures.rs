@@ -1,4 +1,4 @@
-//! The captured Lean API responses (shared/fixtures/lean-api) and canned
+//! The captured Lean API responses (tests/fixtures/lean-api) and canned
 //! responses built from them, for fake upstreams to serve.
 
 use std::collections::HashMap;
@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 /// The captured Lean API responses of the reference node (read-only).
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/lean-api");
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lean-api");
 
 /// Content type of the JSON routes, as the reference node sends it.
 pub const JSON: &str = "application/json";

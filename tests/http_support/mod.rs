@@ -29,7 +29,7 @@ pub const JUSTIFIED_ROOT: &str =
 
 pub fn fixture(path: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/lean-api")
+        .join("tests/fixtures/lean-api")
         .join(path);
     std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
 }

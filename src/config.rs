@@ -146,6 +146,11 @@ pub struct ServeArgs {
     /// Inbound: a connection must send a request's headers within this, milliseconds (also the keep-alive idle limit).
     #[arg(long, env = "LEANPOINT_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_timeout_ms: u64,
+    /// Also serve /livez, /healthz, /readyz and /metrics on this port, with its
+    /// own connection limit: probes and scrapes answer whatever public
+    /// clients hold on --port.
+    #[arg(long, env = "LEANPOINT_ADMIN_PORT")]
+    pub admin_port: Option<u16>,
     /// /healthz and /livez fail when open fds exceed this fraction of RLIMIT_NOFILE.
     #[arg(long, env = "LEANPOINT_FD_THRESHOLD", default_value_t = 0.8)]
     pub fd_threshold: f64,
@@ -162,7 +167,10 @@ pub struct Upstream {
     pub path: String,
     /// Sent on every request; never logged or shown.
     pub headers: Vec<(String, String)>,
-    /// `url` without credentials, query or fragment.
+    /// The operator marked the URL's path as public: it is shown, and not
+    /// treated as a secret (by default it is neither; see `redact`).
+    pub path_public: bool,
+    /// `url` as shown: scheme, host, port (and the path if public).
     pub display_url: String,
 }
 
@@ -182,9 +190,12 @@ impl Upstream {
 pub struct Config {
     pub bind: IpAddr,
     pub port: u16,
+    pub admin_port: Option<u16>,
     pub upstreams: Vec<Upstream>,
     /// Where the upstreams came from, for messages.
     pub upstreams_source: String,
+    /// The upstreams file, if any: what SIGHUP reloads.
+    pub upstreams_file: Option<PathBuf>,
     pub poll: Duration,
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -289,6 +300,10 @@ impl Config {
                 source.to_string(),
             ))
         })
+        .map(|c| Config {
+            upstreams_file: None,
+            ..c
+        })
     }
 
     fn build(
@@ -374,8 +389,10 @@ impl Config {
         Ok(Config {
             bind,
             port: args.port,
+            admin_port: args.admin_port,
             upstreams,
             upstreams_source,
+            upstreams_file: args.upstreams_config.clone(),
             poll,
             timeout,
             connect_timeout,
@@ -396,16 +413,18 @@ impl Config {
 /// Reads and validates an upstreams file in the Zig leanpoint's format.
 pub fn load_upstreams_file(path: &Path) -> Result<Vec<Upstream>, ConfigError> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| err(&source, "file", format!("cannot read: {e}")))?;
+    let text = crate::input::read_regular(path, crate::input::MAX_CONFIG_FILE)
+        .map_err(|e| err(&source, "file", e))?;
     let file: UpstreamsFile = serde_json::from_str(&text).map_err(|e| {
+        // serde quotes the offending value, which may be a credential.
         err(
             &source,
             "upstreams",
             format!(
-                "invalid JSON at line {} column {}: {e}",
+                "invalid JSON at line {} column {}: {}",
                 e.line(),
-                e.column()
+                e.column(),
+                crate::redact::values_hidden(&e.to_string())
             ),
         )
     })?;
@@ -475,25 +494,15 @@ fn validate_entries(
             headers.push((k, v));
         }
         out.push(Upstream {
-            display_url: redact_url(&url),
+            display_url: crate::redact::display_url(&url, false),
             name,
             url,
             path: e.path,
             headers,
+            path_public: false,
         });
     }
     Ok(out)
-}
-
-/// The URL without user, password, query or fragment: what may be shown.
-pub fn redact_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    // Setting these cannot fail for http(s) URLs with a host.
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.set_query(None);
-    shown.set_fragment(None);
-    shown.to_string().trim_end_matches('/').to_string()
 }
 
 #[cfg(test)]
@@ -523,7 +532,10 @@ mod tests {
     fn redaction_strips_secrets() {
         let u =
             Url::parse("https://user:pw@node.example:8443/base?apikey=s3cret#frag").expect("url");
-        assert_eq!(redact_url(&u), "https://node.example:8443/base");
+        assert_eq!(
+            crate::redact::display_url(&u, false),
+            "https://node.example:8443"
+        );
     }
 
     #[test]
@@ -533,6 +545,7 @@ mod tests {
             url: Url::parse("http://127.0.0.1:9/node/3/").expect("url"),
             path: "/status".into(),
             headers: vec![],
+            path_public: false,
             display_url: String::new(),
         };
         assert_eq!(

@@ -35,9 +35,11 @@ impl Root {
     /// Parses `0x` + 64 hex digits. Upper-case digits are accepted (some
     /// clients may emit them); the canonical output is lower-case.
     pub fn from_hex(s: &str) -> Result<Root, DecodeError> {
-        let hex = s
-            .strip_prefix("0x")
-            .ok_or_else(|| DecodeError::new(format!("root {s:?} lacks the 0x prefix")))?;
+        // The string itself is never shown: it is upstream text, and an
+        // upstream that reflects its request would put credentials here.
+        let hex = s.strip_prefix("0x").ok_or_else(|| {
+            DecodeError::new(format!("root lacks the 0x prefix ({} bytes)", s.len()))
+        })?;
         if hex.len() != 64 {
             return Err(DecodeError::new(format!(
                 "root has {} hex digits, expected 64",
@@ -109,7 +111,7 @@ pub struct Checkpoint {
 
 /// A Lean API body could not be understood. The text says what and where, so
 /// it can go into `last_error` as is; it never echoes more than a few bytes of
-/// the upstream's body.
+/// the upstream's body (serde's messages go through [`json_error`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct DecodeError(String);
@@ -118,6 +120,13 @@ impl DecodeError {
     pub fn new(msg: impl Into<String>) -> DecodeError {
         DecodeError(msg.into())
     }
+}
+
+/// serde's message for a body, with every quoted upstream value cut to an
+/// excerpt and the whole bounded (`redact`).
+fn json_error(what: &str, e: &serde_json::Error) -> DecodeError {
+    let msg = crate::redact::quoted_values(&e.to_string(), crate::redact::UPSTREAM_EXCERPT);
+    DecodeError::new(format!("{what} JSON: {msg}"))
 }
 
 fn check_slot(what: &str, slot: u64) -> Result<u64, DecodeError> {
@@ -131,8 +140,7 @@ fn check_slot(what: &str, slot: u64) -> Result<u64, DecodeError> {
 
 /// `GET /lean/v0/checkpoints/justified`.
 pub fn parse_checkpoint(body: &[u8]) -> Result<Checkpoint, DecodeError> {
-    let cp: Checkpoint = serde_json::from_slice(body)
-        .map_err(|e| DecodeError::new(format!("checkpoint JSON: {e}")))?;
+    let cp: Checkpoint = serde_json::from_slice(body).map_err(|e| json_error("checkpoint", &e))?;
     check_slot("justified", cp.slot)?;
     Ok(cp)
 }
@@ -164,8 +172,8 @@ struct NodeWire {
 /// root is `head`; a head missing from `nodes` is an error, not slot 0,
 /// because a wrong head slot would look like a lagging node.
 pub fn parse_fork_choice(body: &[u8]) -> Result<ForkChoiceView, DecodeError> {
-    let wire: ForkChoiceWire = serde_json::from_slice(body)
-        .map_err(|e| DecodeError::new(format!("fork_choice JSON: {e}")))?;
+    let wire: ForkChoiceWire =
+        serde_json::from_slice(body).map_err(|e| json_error("fork_choice", &e))?;
     let head_slot = wire
         .nodes
         .iter()

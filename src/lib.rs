@@ -15,6 +15,9 @@
 //! - `http`: the public listener (bounded connections) and its routes.
 //! - `shutdown`: the one shutdown signal.
 //! - `logging`: the tracing subscriber (service, demo, sim).
+//! - `input`: operator input files, read only if regular and bounded.
+//! - `reload`: SIGHUP reloads the upstreams file ([`reload::Live`] holds the state in service).
+//! - `redact`: what may be shown of upstream and secret text (excerpts, URLs, scrubbing).
 //! - `sim`: the simulated devnet with fault injection (`leanpoint sim`, `leanpoint demo`).
 //! - `convert`: lean-quickstart validator-config.yaml to upstreams.json.
 
@@ -22,11 +25,14 @@ pub mod config;
 pub mod consensus;
 pub mod convert;
 pub mod http;
+pub mod input;
 pub mod lean_api;
 pub mod logging;
 pub mod metrics;
 pub mod poller;
 pub mod process;
+pub mod redact;
+pub mod reload;
 pub mod shutdown;
 pub mod sim;
 pub mod sockdiag;
@@ -53,7 +59,12 @@ pub fn build(config: Config) -> anyhow::Result<Arc<AppState>> {
     process::register(&mut registry);
     let client = upstream::build_client(&config)
         .map_err(|e| anyhow::anyhow!("building the HTTP client: {e}"))?;
-    Ok(Arc::new(AppState::new(config, registry, metrics, client)))
+    Ok(Arc::new(AppState::new(
+        config,
+        Arc::new(registry),
+        metrics,
+        client,
+    )))
 }
 
 /// Runs leanpoint on `listener` until `shutdown` fires: the pollers, the
@@ -64,23 +75,55 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    run_with(state, listener, None, shutdown, reload::none()).await
+}
+
+/// [`run`] with an optional admin listener (probes and /metrics only, see
+/// `http::serve_admin`) and reload requests (SIGHUP, see `reload`).
+pub async fn run_with(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: Shutdown,
+    reloads: reload::Requests,
+) -> anyhow::Result<()> {
+    let live = reload::Live::new(state);
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..state.upstreams.len() {
-        tasks.spawn(poller::run_upstream(state.clone(), i, shutdown.clone()));
+    tasks.spawn(reload::supervise(live.clone(), shutdown.clone(), reloads));
+    if let Some(admin) = admin {
+        let (live, shutdown) = (live.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = http::serve_admin(admin, live, shutdown).await {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        });
     }
-    tasks.spawn(poller::run_decider(state.clone(), shutdown.clone()));
-    tasks.spawn(state_cache::run(state.clone(), shutdown.clone()));
-    let served = http::serve(listener, state.clone(), shutdown.clone()).await;
+    let served = http::serve_live(listener, live, shutdown.clone()).await;
     // The server returns on shutdown (or a fatal accept error): stop the rest.
     tasks.shutdown().await;
     served.map_err(|e| anyhow::anyhow!("HTTP server: {e}"))
 }
 
-/// The main job: raise the fd limit, bind, run until SIGINT/SIGTERM.
+/// The main job: raise the fd limit, bind, run until SIGINT/SIGTERM; SIGHUP
+/// reloads the upstreams file.
 pub async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
+    // First, so a SIGHUP from here on reloads instead of killing.
+    let reloads =
+        reload::on_sighup().map_err(|e| anyhow::anyhow!("cannot listen for SIGHUP: {e}"))?;
     process::raise_fd_limit(&config);
     let addr = std::net::SocketAddr::new(config.bind, config.port);
     let listener = http::bind(addr).map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
+    let admin = match config.admin_port {
+        Some(port) => {
+            let admin_addr = std::net::SocketAddr::new(config.bind, port);
+            let l = http::bind(admin_addr)
+                .map_err(|e| anyhow::anyhow!("cannot bind the admin port {admin_addr}: {e}"))?;
+            let bound = l.local_addr().unwrap_or(admin_addr);
+            tracing::info!(addr = %bound, "admin listener (probes, /metrics)");
+            Some(l)
+        }
+        None => None,
+    };
     // The bound address, not the configured one: with --port 0 the kernel
     // picks the port, and this line is how a supervisor or test learns it.
     let addr = listener.local_addr().unwrap_or(addr);
@@ -92,5 +135,5 @@ pub async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutdown signal received; stopping");
         trigger.fire();
     });
-    run(state, listener, shutdown).await
+    run_with(state, listener, admin, shutdown, reloads).await
 }

@@ -2,11 +2,23 @@
 
 use crate::config::LogFormat;
 
+/// The filter `--log-level` asks for, or why it is not one. A typo must not
+/// silently become `info`.
+pub fn filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
+        format!(
+            "not a log level or tracing filter directive ({})",
+            crate::redact::bound(&e.to_string(), 120)
+        )
+    })
+}
+
 /// Installs the tracing subscriber on stderr. Upstream URLs never reach a log
 /// line (events carry upstream names), so the format needs no redaction.
+/// A bad `level` falls back to info (the demo and sim); the service checks
+/// it first with [`filter`].
 pub fn init(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = filter(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -23,6 +23,10 @@ fn serve(args: &leanpoint::config::ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = leanpoint::logging::filter(&config.log_level) {
+        eprintln!("leanpoint: invalid configuration: command line: --log-level: {e}");
+        return ExitCode::from(2);
+    }
     leanpoint::logging::init(&config.log_level, config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -12,6 +12,7 @@
 //! a scrape only encodes them, it never triggers a request to an upstream.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -208,10 +209,150 @@ impl UpstreamMetrics {
     }
 }
 
+/// The per-upstream families, kept so a reload can add and remove the series
+/// of one upstream (`Metrics::for_upstreams`).
+#[derive(Debug)]
+struct UpstreamFamilies {
+    head: Family<UpstreamLabels, Gauge>,
+    just: Family<UpstreamLabels, Gauge>,
+    fin: Family<UpstreamLabels, Gauge>,
+    up: Family<UpstreamLabels, Gauge>,
+    agrees: Family<UpstreamLabels, Gauge>,
+    last_ok: Family<UpstreamLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    consec: Family<UpstreamLabels, Gauge>,
+    in_flight: Family<UpstreamLabels, Gauge>,
+    polls: Family<UpstreamLabels, Counter>,
+    skipped: Family<UpstreamLabels, Counter>,
+    requests: Family<EndpointLabels, Counter>,
+    latency: HistogramFamily<EndpointLabels>,
+    timeouts: Family<PhaseLabels, Counter>,
+    errors: Family<KindLabels, Counter>,
+    source: Family<SourceLabels, Gauge>,
+}
+
+impl UpstreamFamilies {
+    /// The series of upstream `name`: created at 0, or the existing ones
+    /// (a reload keeps an upstream's counters running).
+    fn handles(&self, name: &str) -> UpstreamMetrics {
+        let u = UpstreamLabels {
+            upstream: name.to_string(),
+        };
+        let ep = |e: Endpoint| EndpointLabels {
+            upstream: name.to_string(),
+            endpoint: e,
+        };
+        UpstreamMetrics {
+            head_slot: self.head.get_or_create_owned(&u),
+            justified_slot: self.just.get_or_create_owned(&u),
+            finalized_slot: self.fin.get_or_create_owned(&u),
+            up: self.up.get_or_create_owned(&u),
+            agrees: self.agrees.get_or_create_owned(&u),
+            last_success: self.last_ok.get_or_create_owned(&u),
+            consecutive_errors: self.consec.get_or_create_owned(&u),
+            in_flight: self.in_flight.get_or_create_owned(&u),
+            polls: self.polls.get_or_create_owned(&u),
+            polls_skipped: self.skipped.get_or_create_owned(&u),
+            requests: Endpoint::ALL
+                .iter()
+                .map(|&e| (e, self.requests.get_or_create_owned(&ep(e))))
+                .collect(),
+            fork_choice_latency: self.latency.get_or_create_owned(&ep(Endpoint::ForkChoice)),
+            latency_family: self.latency.clone(),
+            name: name.to_string(),
+            timeouts: [Phase::Connect, Phase::Total]
+                .iter()
+                .map(|&p| {
+                    (
+                        p,
+                        self.timeouts.get_or_create_owned(&PhaseLabels {
+                            upstream: name.to_string(),
+                            phase: p,
+                        }),
+                    )
+                })
+                .collect(),
+            errors: ErrorKind::ALL
+                .iter()
+                .map(|&k| {
+                    (
+                        k,
+                        self.errors.get_or_create_owned(&KindLabels {
+                            upstream: name.to_string(),
+                            kind: k,
+                        }),
+                    )
+                })
+                .collect(),
+            source: Source::ALL
+                .iter()
+                .map(|&s| {
+                    (
+                        s,
+                        self.source.get_or_create_owned(&SourceLabels {
+                            upstream: name.to_string(),
+                            source: s,
+                        }),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Removes every series of upstream `name`.
+    fn remove(&self, name: &str) {
+        let upstream = || name.to_string();
+        let u = UpstreamLabels {
+            upstream: upstream(),
+        };
+        for f in [
+            &self.head,
+            &self.just,
+            &self.fin,
+            &self.up,
+            &self.agrees,
+            &self.consec,
+            &self.in_flight,
+        ] {
+            f.remove(&u);
+        }
+        self.last_ok.remove(&u);
+        self.polls.remove(&u);
+        self.skipped.remove(&u);
+        for endpoint in Endpoint::ALL {
+            let l = EndpointLabels {
+                upstream: upstream(),
+                endpoint,
+            };
+            self.requests.remove(&l);
+            self.latency.remove(&l);
+        }
+        for phase in [Phase::Connect, Phase::Total] {
+            self.timeouts.remove(&PhaseLabels {
+                upstream: upstream(),
+                phase,
+            });
+        }
+        for kind in ErrorKind::ALL {
+            self.errors.remove(&KindLabels {
+                upstream: upstream(),
+                kind,
+            });
+        }
+        for source in Source::ALL {
+            self.source.remove(&SourceLabels {
+                upstream: upstream(),
+                source,
+            });
+        }
+    }
+}
+
 /// Every family, registered once. Clone-cheap: all handles share their values.
 #[derive(Clone, Debug)]
 pub struct Metrics {
     pub upstreams: Vec<UpstreamMetrics>,
+    families: Arc<UpstreamFamilies>,
+    upstreams_configured: Gauge,
     // Consensus and serving.
     pub finalized_slot: Gauge,
     pub justified_slot: Gauge,
@@ -315,73 +456,25 @@ impl Metrics {
         let source = Family::<SourceLabels, Gauge>::default();
         r.register("upstream_source", "1 for the data source the upstream currently gives: fork_choice (full checkpoints) or fallback (checkpoints/justified + state slot); unknown before the first success", source.clone());
 
-        let upstreams = upstream_names
-            .iter()
-            .map(|name| {
-                let u = UpstreamLabels {
-                    upstream: name.clone(),
-                };
-                let ep = |e: Endpoint| EndpointLabels {
-                    upstream: name.clone(),
-                    endpoint: e,
-                };
-                UpstreamMetrics {
-                    head_slot: head.get_or_create_owned(&u),
-                    justified_slot: just.get_or_create_owned(&u),
-                    finalized_slot: fin.get_or_create_owned(&u),
-                    up: up.get_or_create_owned(&u),
-                    agrees: agrees.get_or_create_owned(&u),
-                    last_success: last_ok.get_or_create_owned(&u),
-                    consecutive_errors: consec.get_or_create_owned(&u),
-                    in_flight: in_flight.get_or_create_owned(&u),
-                    polls: polls.get_or_create_owned(&u),
-                    polls_skipped: skipped.get_or_create_owned(&u),
-                    requests: Endpoint::ALL
-                        .iter()
-                        .map(|&e| (e, requests.get_or_create_owned(&ep(e))))
-                        .collect(),
-                    fork_choice_latency: latency.get_or_create_owned(&ep(Endpoint::ForkChoice)),
-                    latency_family: latency.clone(),
-                    name: name.clone(),
-                    timeouts: [Phase::Connect, Phase::Total]
-                        .iter()
-                        .map(|&p| {
-                            (
-                                p,
-                                timeouts.get_or_create_owned(&PhaseLabels {
-                                    upstream: name.clone(),
-                                    phase: p,
-                                }),
-                            )
-                        })
-                        .collect(),
-                    errors: ErrorKind::ALL
-                        .iter()
-                        .map(|&k| {
-                            (
-                                k,
-                                errors.get_or_create_owned(&KindLabels {
-                                    upstream: name.clone(),
-                                    kind: k,
-                                }),
-                            )
-                        })
-                        .collect(),
-                    source: Source::ALL
-                        .iter()
-                        .map(|&s| {
-                            (
-                                s,
-                                source.get_or_create_owned(&SourceLabels {
-                                    upstream: name.clone(),
-                                    source: s,
-                                }),
-                            )
-                        })
-                        .collect(),
-                }
-            })
-            .collect::<Vec<_>>();
+        let families = Arc::new(UpstreamFamilies {
+            head,
+            just,
+            fin,
+            up,
+            agrees,
+            last_ok,
+            consec,
+            in_flight,
+            polls,
+            skipped,
+            requests,
+            latency,
+            timeouts,
+            errors,
+            source,
+        });
+        let upstreams: Vec<UpstreamMetrics> =
+            upstream_names.iter().map(|n| families.handles(n)).collect();
         for u in &upstreams {
             u.set_source(Source::Unknown);
         }
@@ -418,12 +511,12 @@ impl Metrics {
         }
         let required_votes = Gauge::default();
         r.register("consensus_required_votes", "Upstreams that must agree under the configured rule (for the responding rule: at the last decision)", required_votes.clone());
-        let configured = Gauge::<i64>::default();
-        configured.set(upstream_names.len() as i64);
+        let upstreams_configured = Gauge::<i64>::default();
+        upstreams_configured.set(upstream_names.len() as i64);
         r.register(
             "upstreams_configured",
             "Number of configured upstreams",
-            configured,
+            upstreams_configured.clone(),
         );
         let last_agreement = Gauge::default();
         r.register("last_agreement_timestamp_seconds", "Unix time agreement was last reached (0 = never); successor of leanpoint_last_success_timestamp_ms", last_agreement.clone());
@@ -507,6 +600,8 @@ impl Metrics {
 
         Metrics {
             upstreams,
+            families,
+            upstreams_configured,
             finalized_slot,
             justified_slot,
             consensus_reached,
@@ -528,6 +623,29 @@ impl Metrics {
             http_connections_over_cap,
             fd_threshold_ratio,
         }
+    }
+
+    /// The same families for another upstream set (a reload): series of
+    /// upstreams no longer configured are removed, new ones created at 0, and
+    /// those of upstreams kept by name keep their values.
+    pub fn for_upstreams(&self, upstream_names: &[String]) -> Metrics {
+        for old in &self.upstreams {
+            if !upstream_names.contains(&old.name) {
+                self.families.remove(&old.name);
+            }
+        }
+        let mut next = self.clone();
+        next.upstreams = upstream_names
+            .iter()
+            .map(|n| self.families.handles(n))
+            .collect();
+        for u in &next.upstreams {
+            if !self.upstreams.iter().any(|o| o.name == u.name) {
+                u.set_source(Source::Unknown);
+            }
+        }
+        next.upstreams_configured.set(upstream_names.len() as i64);
+        next
     }
 
     /// Records one inbound request.

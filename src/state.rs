@@ -149,7 +149,8 @@ pub struct AppState {
     pub config: Config,
     pub metrics: Metrics,
     /// Encoded at scrape time; registration happened in `lib::build`.
-    pub registry: Registry,
+    /// Shared with the state a reload builds (same families, same series).
+    pub registry: Arc<Registry>,
     pub client: reqwest::Client,
     pub upstreams: Vec<UpstreamSlot>,
     consensus: RwLock<ConsensusView>,
@@ -180,7 +181,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl AppState {
     pub fn new(
         config: Config,
-        registry: Registry,
+        registry: Arc<Registry>,
         metrics: Metrics,
         client: reqwest::Client,
     ) -> AppState {
@@ -479,6 +480,41 @@ impl AppState {
             metrics: &self.metrics.upstreams[i],
             in_flight_total: &self.metrics.in_flight_total,
         }
+    }
+
+    /// Takes over what `prev` (the state before a reload) knew: the served
+    /// checkpoint, justified checkpoint and State, the agreement and its
+    /// time, and the views of upstreams kept by name, so serving goes on and
+    /// kept upstreams vote without waiting for a new poll. Call before any
+    /// task runs on `self`, after every task on `prev` has stopped.
+    pub fn adopt(&self, prev: &AppState) {
+        let old = prev.consensus();
+        {
+            let mut c = self.consensus.write().unwrap_or_else(|p| p.into_inner());
+            let failing = c.failing;
+            *c = old;
+            c.failing = failing;
+        }
+        *self.served.write().unwrap_or_else(|p| p.into_inner()) = prev.served_state();
+        self.state_target.send_replace(*prev.state_target.borrow());
+        let index = |name: &str| self.upstreams.iter().position(|u| u.config.name == name);
+        for (slot, m) in self.upstreams.iter().zip(&self.metrics.upstreams) {
+            if let Some(p) = prev
+                .upstreams
+                .iter()
+                .find(|p| p.config.name == slot.config.name)
+            {
+                let view = p.view();
+                m.up.set(i64::from(view.healthy));
+                *lock(&slot.view) = view;
+            }
+        }
+        *lock(&self.supporters) = prev
+            .supporters()
+            .into_iter()
+            .filter_map(|i| prev.upstreams.get(i))
+            .filter_map(|u| index(&u.config.name))
+            .collect();
     }
 
     /// Supporters of the current agreement, for the state cache to try in order.

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::config::{Config, Upstream};
 use crate::lean_api::{self, Checkpoint, Root};
 use crate::metrics::UpstreamMetrics;
+use crate::redact::{self, Secrets};
 
 /// The Lean API endpoints leanpoint polls (a fixed label set).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -80,10 +81,14 @@ pub enum ErrorKind {
     BodyTooLarge,
     /// The upstream serves none of the endpoints leanpoint can use (404).
     Unsupported,
+    /// The response head (status line and headers) exceeded hyper's limit.
+    HeadTooLarge,
+    /// The bytes are not an HTTP/1 response (bad status line or headers).
+    Protocol,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::ConnectTimeout,
         ErrorKind::Timeout,
         ErrorKind::Refused,
@@ -95,6 +100,8 @@ impl ErrorKind {
         ErrorKind::Decode,
         ErrorKind::BodyTooLarge,
         ErrorKind::Unsupported,
+        ErrorKind::HeadTooLarge,
+        ErrorKind::Protocol,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -110,6 +117,8 @@ impl ErrorKind {
             ErrorKind::Decode => "decode",
             ErrorKind::BodyTooLarge => "body_too_large",
             ErrorKind::Unsupported => "unsupported",
+            ErrorKind::HeadTooLarge => "head_too_large",
+            ErrorKind::Protocol => "protocol",
         }
     }
 }
@@ -293,6 +302,15 @@ impl Requester<'_> {
         result
     }
 
+    /// What may be kept and shown of an error: bounded, and with this
+    /// upstream's credentials scrubbed from whatever text it sent back.
+    fn shown(&self, mut e: UpstreamError) -> UpstreamError {
+        let u = self.upstream;
+        let secrets = Secrets::of(&u.url, &u.headers, u.path_public);
+        e.message = secrets.scrub(&redact::bound(&e.message, redact::MAX_MESSAGE));
+        e
+    }
+
     /// The request itself; only ever run inside `timeout_at`.
     async fn get_unbounded(
         &self,
@@ -301,7 +319,7 @@ impl Requester<'_> {
         read: Read,
         deadline: Instant,
     ) -> Result<Bytes, UpstreamError> {
-        let mut req = self
+        let req = self
             .client
             .get(self.upstream.endpoint(endpoint.path()))
             .timeout(
@@ -317,10 +335,27 @@ impl Requester<'_> {
                     "application/octet-stream"
                 },
             );
+        let mut req = req
+            .build()
+            .map_err(|_| UpstreamError::new(ErrorKind::Connect, endpoint, "request not built"))?;
+        // `insert`, not `append`: a configured header replaces one reqwest
+        // set, so a URL's userinfo and `headers.Authorization` never send two
+        // Authorization headers; the configured header wins (README).
         for (k, v) in &self.upstream.headers {
-            req = req.header(k.as_str(), v.as_str());
+            if let (Ok(k), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                reqwest::header::HeaderValue::from_str(v),
+            ) {
+                let mut v = v;
+                v.set_sensitive(true);
+                req.headers_mut().insert(k, v);
+            }
         }
-        let mut resp = req.send().await.map_err(|e| classify(endpoint, &e))?;
+        let mut resp = self
+            .client
+            .execute(req)
+            .await
+            .map_err(|e| classify(endpoint, &e))?;
         let status = resp.status();
         if status != reqwest::StatusCode::OK {
             return Err(UpstreamError::new(
@@ -383,11 +418,13 @@ fn check_content_type(
     if ok {
         Ok(())
     } else {
-        let shown: String = ct.chars().take(64).collect();
         Err(UpstreamError::new(
             ErrorKind::ContentType,
             endpoint,
-            format!("Content-Type {shown:?} is not what the endpoint serves"),
+            format!(
+                "Content-Type {} is not what the endpoint serves",
+                redact::excerpt(&ct, redact::UPSTREAM_EXCERPT)
+            ),
         ))
     }
 }
@@ -396,6 +433,7 @@ fn check_content_type(
 fn classify(endpoint: Endpoint, e: &reqwest::Error) -> UpstreamError {
     let mut io_kind = None;
     let mut incomplete = false;
+    let (mut too_large, mut parse) = (false, false);
     let mut src = e.source();
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
@@ -403,6 +441,8 @@ fn classify(endpoint: Endpoint, e: &reqwest::Error) -> UpstreamError {
         }
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
             incomplete |= h.is_incomplete_message();
+            too_large |= h.is_parse_too_large();
+            parse |= h.is_parse() || h.is_parse_status();
         }
         src = s.source();
     }
@@ -413,6 +453,10 @@ fn classify(endpoint: Endpoint, e: &reqwest::Error) -> UpstreamError {
         ErrorKind::Timeout
     } else if io_kind == Some(Io::ConnectionRefused) {
         ErrorKind::Refused
+    } else if too_large {
+        ErrorKind::HeadTooLarge
+    } else if parse {
+        ErrorKind::Protocol
     } else if e.is_connect() {
         ErrorKind::Connect
     } else if io_kind == Some(Io::ConnectionReset) {
@@ -434,6 +478,8 @@ fn classify(endpoint: Endpoint, e: &reqwest::Error) -> UpstreamError {
         ErrorKind::Refused => "connection refused".to_string(),
         ErrorKind::Reset => "connection reset by peer".to_string(),
         ErrorKind::Closed => "connection closed before a complete response".to_string(),
+        ErrorKind::HeadTooLarge => "response head (status line and headers) too large".to_string(),
+        ErrorKind::Protocol => "not a valid HTTP/1 response".to_string(),
         // reqwest's own text includes the URL; describe without it.
         _ => describe_without_url(e),
     };
@@ -444,7 +490,7 @@ fn describe_without_url(e: &reqwest::Error) -> String {
     let mut parts = Vec::new();
     let mut src = e.source();
     while let Some(s) = src {
-        parts.push(s.to_string());
+        parts.push(redact::bound(&s.to_string(), redact::MAX_MESSAGE));
         src = s.source();
     }
     if parts.is_empty() {
@@ -463,6 +509,17 @@ impl Requester<'_> {
     /// the Zig leanpoint used. `prefer_fallback` skips the fork_choice probe
     /// for an upstream already known to lack it.
     pub async fn poll(
+        &self,
+        config: &Config,
+        deadline: Instant,
+        prefer_fallback: bool,
+    ) -> Result<Observation, UpstreamError> {
+        self.poll_any(config, deadline, prefer_fallback)
+            .await
+            .map_err(|e| self.shown(e))
+    }
+
+    async fn poll_any(
         &self,
         config: &Config,
         deadline: Instant,
@@ -588,10 +645,14 @@ impl Requester<'_> {
                 Read::All { cap },
                 deadline,
             )
-            .await?;
-        let header = self.record_decode(
-            lean_api::validate_state(&body).map_err(|e| decode_err(Endpoint::StateFinalized, e)),
-        )?;
+            .await
+            .map_err(|e| self.shown(e))?;
+        let header = self
+            .record_decode(
+                lean_api::validate_state(&body)
+                    .map_err(|e| decode_err(Endpoint::StateFinalized, e)),
+            )
+            .map_err(|e| self.shown(e))?;
         Ok((body, header))
     }
 }

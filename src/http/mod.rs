@@ -23,6 +23,7 @@ mod health;
 mod json;
 pub mod routes;
 mod stall;
+mod static_dir;
 mod status_page;
 
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
+use crate::reload::Live;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
 
@@ -107,11 +109,71 @@ pub async fn serve(
 pub async fn serve_with(
     listener: TcpListener,
     state: Arc<AppState>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     options: ServeOptions,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    let permits = Arc::new(Semaphore::new(state.config.max_connections));
+    let cap = state.config.max_connections;
+    accept_loop(listener, app, &state, cap, shutdown, options).await
+}
+
+/// [`serve`] on the state in service, which a reload replaces.
+pub async fn serve_live(
+    listener: TcpListener,
+    live: Live,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let state = live.current();
+    let app = routes::live_router(live);
+    let cap = state.config.max_connections;
+    accept_loop(
+        listener,
+        app,
+        &state,
+        cap,
+        shutdown,
+        ServeOptions::default(),
+    )
+    .await
+}
+
+/// Connections the admin listener serves at once: probes and scrapes are a
+/// handful of clients; its own cap means public clients cannot take them.
+pub const ADMIN_CONNECTIONS: usize = 32;
+
+/// The admin listener (`--admin-port`): probes and /metrics with their own
+/// connection cap, so a kubelet probe answers within its timeout however
+/// many public clients hold `--max-connections`.
+pub async fn serve_admin(
+    listener: TcpListener,
+    live: Live,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let state = live.current();
+    let app = routes::admin_router(live);
+    accept_loop(
+        listener,
+        app,
+        &state,
+        ADMIN_CONNECTIONS,
+        shutdown,
+        ServeOptions::default(),
+    )
+    .await
+}
+
+/// The bounded accept loop, serving `app`, at most `cap` connections at once.
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    state: &AppState,
+    cap: usize,
+    mut shutdown: Shutdown,
+    options: ServeOptions,
+) -> std::io::Result<()> {
+    // The semaphore panics above MAX_PERMITS; the flag is bounded far below
+    // it, and this keeps any other caller from panicking.
+    let permits = Arc::new(Semaphore::new(cap.clamp(1, Semaphore::MAX_PERMITS)));
     let graceful = GracefulShutdown::new();
     let mut conns = JoinSet::new();
     let mut accept_log = RateLimitedLog::default();

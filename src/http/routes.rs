@@ -17,12 +17,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
-use tower_http::services::ServeDir;
 
 use super::health;
 use super::json::{Status, Upstreams};
 use crate::lean_api::{self, paths};
 use crate::metrics;
+use crate::reload::Live;
 use crate::state::AppState;
 
 type AppRef = Arc<AppState>;
@@ -55,6 +55,13 @@ const OCTET_STREAM: &str = "application/octet-stream";
 /// The public API. With `--static-dir`, that directory is served for `/`
 /// and every unknown path instead of the embedded page.
 pub fn router(state: AppRef) -> Router {
+    live_router(Live::new(state))
+}
+
+/// [`router`] on the state in service (`reload::Live`), so a reload takes
+/// effect on the next request.
+pub fn live_router(live: Live) -> Router {
+    let static_dir = live.current().config.static_dir.clone();
     let mut app = Router::new()
         .route(paths::STATE_FINALIZED, get(state_finalized))
         .route(paths::JUSTIFIED, get(justified))
@@ -65,19 +72,36 @@ pub fn router(state: AppRef) -> Router {
         .route(HEALTHZ, get(healthz))
         .route(LIVEZ, get(livez))
         .route(READYZ, get(readyz));
-    app = match &state.config.static_dir {
-        // ServeDir refuses `..` components, so nothing outside the
-        // directory is reachable; `/` serves index.html.
-        Some(dir) => app.fallback_service(ServeDir::new(dir)),
+    app = match static_dir {
+        // ServeDir refuses `..` components; `static_dir::confined` also
+        // refuses symlinks that lead out of the directory.
+        Some(dir) => app.fallback_service(super::static_dir::confined(&dir)),
         None => app.route(INDEX, get(index)).fallback(not_found),
     };
-    app.layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+    finish(app, live)
+}
+
+/// The admin listener's routes (`--admin-port`): probes and /metrics only,
+/// nothing large, so its few connections are always quick.
+pub fn admin_router(live: Live) -> Router {
+    let app = Router::new()
+        .route(paths::HEALTH, get(lean_health))
+        .route(METRICS, get(metrics_text))
+        .route(HEALTHZ, get(healthz))
+        .route(LIVEZ, get(livez))
+        .route(READYZ, get(readyz))
+        .fallback(not_found);
+    finish(app, live)
+}
+
+fn finish(app: Router<Live>, live: Live) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(live.clone(), observe))
         .layer(
             CompressionLayer::new()
                 .quality(CompressionLevel::Fastest)
                 .compress_when(SizeAbove::new(256).and(Compressible)),
         )
-        .with_state(state)
+        .with_state(live)
 }
 
 /// Records the request in the HTTP metrics once the response head is ready.

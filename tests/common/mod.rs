@@ -12,6 +12,8 @@
 //!   [`Routes`] / [`Reply`] to build hostile variants from.
 //! - [`client`]: a GET on a new connection with a hard timeout, Prometheus
 //!   text parsing ([`metric`]) and [`wait_until`].
+//! - [`raw`]: an upstream that answers from the request head (reflection,
+//!   heads no HTTP library writes), recording every head.
 //! - [`sys`]: temp dirs, free and dead ports, fds and TCP sockets of a
 //!   process from /proc.
 //!
@@ -25,6 +27,7 @@ pub mod client;
 pub mod fake;
 pub mod fixtures;
 pub mod leanpoint;
+pub mod raw;
 pub mod sys;
 
 pub use client::{client, get_with, metric, wait_until, Response};

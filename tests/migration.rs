@@ -8,7 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{run_to_exit_env, start_with, Leanpoint, Mode, TempDir};
+use common::fixtures::{FORK_CHOICE, JSON, SSZ, STATE};
+use common::{
+    fixture, fixture_finalized, run_to_exit_env, start_with, FakeUpstream, Leanpoint, Mode, Reply,
+    Routes, TempDir, FAST,
+};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -204,7 +208,7 @@ async fn an_env_only_configuration_with_a_file_starts_and_polls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_env_only_single_upstream_starts_and_polls() {
-    let fake = common::FakeUpstream::start(Mode::Fixture("advanced")).await;
+    let fake = FakeUpstream::start(Mode::Fixture("advanced")).await;
     let lp = Leanpoint::builder()
         .env_only()
         .env("LEANPOINT_LEAN_URL", &fake.url())
@@ -220,7 +224,7 @@ async fn an_env_only_single_upstream_starts_and_polls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_fields_in_upstreams_json_are_warnings() {
-    let fake = common::FakeUpstream::start(Mode::Fixture("advanced")).await;
+    let fake = FakeUpstream::start(Mode::Fixture("advanced")).await;
     let dir = TempDir::new();
     let file = dir.write(
         "upstreams.json",
@@ -281,4 +285,211 @@ fn what_cannot_work_in_upstreams_json_is_still_refused() {
         let p = p.display().to_string();
         assert_refused(what, &["--upstreams-config", &p], &[], &[&p, needle]);
     }
+}
+
+// --- item 4: nodes the Zig leanpoint polled through the State ---
+
+/// Routes of the `advanced` fixture with fork_choice replaced by `reply`.
+fn fork_choice_as(reply: Reply) -> Mode {
+    Mode::Routes(Routes::fixture("advanced").with(FORK_CHOICE, reply))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_fork_choice_falls_back_to_the_state() {
+    let other_shape = r#"{"head":{"slot":12,"root":"0x01"},"justified_checkpoint":{"epoch":1},"fork_choice_nodes":[]}"#;
+    let (fakes, lp) = start_with(
+        &[
+            (
+                "status500",
+                fork_choice_as(Reply::status(500, "text/plain", "boom")),
+            ),
+            (
+                "status403",
+                fork_choice_as(Reply::status(403, "text/plain", "no")),
+            ),
+            ("other_shape", fork_choice_as(Reply::ok(JSON, other_shape))),
+            (
+                "html",
+                fork_choice_as(Reply::ok("text/html", "<html></html>")),
+            ),
+            // zeam's content types: JSON with a charset, SSZ as x-ssz or none.
+            (
+                "zeam",
+                Mode::Routes(
+                    Routes::fixture("advanced")
+                        .with(
+                            FORK_CHOICE,
+                            Reply::ok(
+                                "application/json; charset=utf-8",
+                                fixture("advanced", "fork_choice.json"),
+                            ),
+                        )
+                        .with(
+                            STATE,
+                            Reply::ok(
+                                "application/x-ssz",
+                                fixture("advanced", "states_finalized.ssz"),
+                            ),
+                        ),
+                ),
+            ),
+            (
+                "no_type",
+                Mode::Routes(Routes::legacy("advanced").with(
+                    STATE,
+                    Reply::ok("", fixture("advanced", "states_finalized.ssz")),
+                )),
+            ),
+        ],
+        |b| {
+            b.args(&[
+                "--poll-ms",
+                "100",
+                "--timeout-ms",
+                "1000",
+                "--stale-ms",
+                "5000",
+            ])
+        },
+    )
+    .await;
+    let (slot, _) = fixture_finalized("advanced");
+    let fallback = ["status500", "status403", "other_shape", "html", "no_type"];
+    let all = lp
+        .wait_json("/api/upstreams", "every upstream answering", WAIT, |a| {
+            a["upstreams"]
+                .as_array()
+                .is_some_and(|us| us.len() == 6 && us.iter().all(|u| u["healthy"] == true))
+        })
+        .await;
+    for name in fallback {
+        let u = common::find_upstream(&all, name);
+        assert_eq!(u["source"], "fallback", "{u}");
+        assert_eq!(u["last_finalized_slot"], slot, "{u}");
+    }
+    assert_eq!(common::find_upstream(&all, "zeam")["source"], "fork_choice");
+    // The zeam node's State (application/x-ssz) is downloadable and served.
+    lp.wait_code(STATE, 200, WAIT).await;
+
+    // Re-probed later: a node that gains a reference fork_choice is read
+    // through it again.
+    fakes[0].set_mode(Mode::Fixture("advanced"));
+    lp.wait_json("/api/upstreams", "status500 re-probed", WAIT, |a| {
+        common::find_upstream(a, "status500")["source"] == "fork_choice"
+    })
+    .await;
+}
+
+// --- item 5: redirects ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_origin_redirects_are_followed() {
+    let state = fixture("advanced", "states_finalized.ssz");
+    let routes = Routes::fixture("advanced")
+        .with(FORK_CHOICE, Reply::redirect(302, "/v2/fork_choice"))
+        .with(
+            "/v2/fork_choice",
+            Reply::ok(JSON, fixture("advanced", "fork_choice.json")),
+        )
+        .with(STATE, Reply::redirect(307, "/v2/state"))
+        .with("/v2/state", Reply::redirect(301, "/v3/state"))
+        .with("/v3/state", Reply::ok(SSZ, state.clone()));
+    let (_fakes, lp) = start_with(&[("moved", Mode::Routes(routes))], |b| b.args(FAST)).await;
+    let u = wait_polled(&lp, "moved").await;
+    assert_eq!(u["source"], "fork_choice", "{u}");
+    let served = lp.wait_code(STATE, 200, WAIT).await;
+    assert_eq!(&served.body[..], &state[..]);
+    lp.wait_code("/readyz", 200, WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_another_origin_is_refused_and_sends_nothing_there() {
+    let elsewhere = FakeUpstream::start(Mode::Fixture("advanced")).await;
+    let away = format!("{}{STATE}", elsewhere.url());
+    let node = FakeUpstream::start(Mode::Routes(
+        Routes::fixture("advanced").with(STATE, Reply::redirect(302, &away)),
+    ))
+    .await;
+    let away_fc = format!("{}{FORK_CHOICE}", elsewhere.url());
+    let hop = FakeUpstream::start(fork_choice_as(Reply::redirect(302, &away_fc))).await;
+    let dir = TempDir::new();
+    let file = dir.write(
+        "upstreams.json",
+        &serde_json::json!({"upstreams": [
+            {"name": "node", "url": node.url(), "headers": {"Authorization": "Bearer s3cret"}},
+            {"name": "hop", "url": hop.url().replace("http://", "http://user:pw@")},
+        ]})
+        .to_string(),
+    );
+    let lp = Leanpoint::builder()
+        .upstreams_file(&file)
+        .args(FAST)
+        .args(&["--agreement", "count:1"])
+        .spawn()
+        .await;
+    wait_polled(&lp, "node").await;
+    let hop_entry = lp
+        .wait_json("/api/upstreams", "hop failing with redirect", WAIT, |a| {
+            common::find_upstream(a, "hop")["last_error_kind"] == "redirect"
+        })
+        .await;
+    let hop_entry = common::find_upstream(&hop_entry, "hop");
+    assert!(
+        hop_entry["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("another origin")),
+        "{hop_entry}"
+    );
+    // Agreement holds (node's fork_choice is fine), but no State can be
+    // had: the State and /readyz say so, whatever /healthz says.
+    let ready = lp.wait_code("/readyz", 503, WAIT).await;
+    assert!(ready.text().contains("state"), "{}", ready.text());
+    let st = lp.get(STATE).await;
+    assert_eq!(st.status, 503, "{}", st.text());
+    let m = lp.metrics().await;
+    assert!(
+        common::metric(&m, "leanpoint_state_fetch_failures_total", &[]).unwrap_or(0.0) >= 1.0,
+        "no failed State download counted"
+    );
+    assert_eq!(
+        elsewhere.accepted(),
+        0,
+        "a request went to the other origin"
+    );
+    assert!(!lp.stderr().contains("s3cret"), "{}", lp.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_redirect_is_not_followed() {
+    let routes = Routes::fixture("advanced")
+        .with(FORK_CHOICE, Reply::redirect(302, "/r1"))
+        .with("/r1", Reply::redirect(302, "/r2"))
+        .with("/r2", Reply::redirect(302, "/r3"))
+        .with("/r3", Reply::redirect(302, "/r4"))
+        .with(
+            "/r4",
+            Reply::ok(JSON, fixture("advanced", "fork_choice.json")),
+        );
+    let (fakes, lp) = start_with(&[("loop", Mode::Routes(routes))], |b| b.args(FAST)).await;
+    let all = lp
+        .wait_json("/api/upstreams", "loop failing with redirect", WAIT, |a| {
+            common::find_upstream(a, "loop")["last_error_kind"] == "redirect"
+        })
+        .await;
+    let u = common::find_upstream(&all, "loop");
+    assert!(
+        u["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("more than 3 redirects")),
+        "{u}"
+    );
+    assert_eq!(
+        fakes[0].requests("/r4"),
+        0,
+        "the fourth redirect was followed"
+    );
+    assert!(
+        fakes[0].requests("/r3") >= 1,
+        "the third redirect was not followed"
+    );
 }

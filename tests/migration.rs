@@ -493,3 +493,145 @@ async fn a_fourth_redirect_is_not_followed() {
         "the third redirect was not followed"
     );
 }
+
+// --- item 6: metrics and probe bodies that scripts and dashboards read ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_six_zig_metric_families_keep_their_names_and_meanings() {
+    let (_fakes, lp) = start_with(
+        &[
+            ("a", Mode::Fixture("advanced")),
+            ("b", Mode::Fixture("advanced")),
+            ("dead", Mode::Routes(Routes::default())),
+        ],
+        |b| b.args(FAST),
+    )
+    .await;
+    let status = lp
+        .wait_json("/status", "agreement and a failed poll", WAIT, |s| {
+            s["agreement"] == true && s["error_count"].as_u64() >= Some(1)
+        })
+        .await;
+    let m = lp.metrics().await;
+    for (name, kind) in [
+        ("leanpoint_justified_slot", "gauge"),
+        ("leanpoint_finalized_slot", "gauge"),
+        ("leanpoint_last_success_timestamp_ms", "gauge"),
+        ("leanpoint_last_updated_timestamp_ms", "gauge"),
+        ("leanpoint_last_latency_ms", "gauge"),
+        ("leanpoint_error_total", "counter"),
+    ] {
+        assert!(
+            m.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name} {kind}"
+        );
+    }
+    for name in [
+        "leanpoint_last_success_timestamp_ms",
+        "leanpoint_last_updated_timestamp_ms",
+        "leanpoint_last_latency_ms",
+        "leanpoint_error_total",
+    ] {
+        assert!(
+            m.contains(&format!("# HELP {name} Deprecated")),
+            "{name} not marked deprecated"
+        );
+    }
+    let value = |name: &str| common::metric(&m, name, &[]).unwrap_or_else(|| panic!("{name}"));
+    let (slot, _) = fixture_finalized("advanced");
+    assert_eq!(value("leanpoint_finalized_slot"), slot as f64);
+    assert_eq!(value("leanpoint_justified_slot"), 10.0);
+    // Milliseconds since the epoch, as Zig wrote them, near /status's.
+    let success = value("leanpoint_last_success_timestamp_ms");
+    let since = status["last_success_ms"].as_f64().expect("last_success_ms");
+    assert!(
+        success >= since && success < since + 60_000.0,
+        "{success} vs {since}"
+    );
+    assert!(value("leanpoint_last_updated_timestamp_ms") >= success);
+    assert!(
+        value("leanpoint_error_total") >= 1.0,
+        "the dead upstream's polls"
+    );
+    assert!(
+        value("leanpoint_last_latency_ms") < 1_000.0,
+        "over the deadline"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_and_state_bodies_start_with_the_zig_words() {
+    // Agreement and a State: ok.
+    let (fakes, lp) = start_with(
+        &[
+            ("a", Mode::Fixture("advanced")),
+            ("b", Mode::Fixture("advanced")),
+        ],
+        |b| b.args(FAST).args(&["--stale-ms", "1500"]),
+    )
+    .await;
+    lp.wait_code(STATE, 200, WAIT).await;
+    let ok = lp.wait_code("/healthz", 200, WAIT).await;
+    assert_eq!(ok.text(), "ok\n");
+
+    // Two forks, one each: responders but no consensus.
+    fakes[1].set_mode(Mode::Fixture("fork"));
+    let h = lp.wait_code("/healthz", 503, WAIT).await;
+    assert!(h.text().starts_with("no_consensus: "), "{}", h.text());
+    let st = lp.get(STATE).await;
+    assert_eq!(st.status, 503);
+    assert!(st.text().starts_with("stale: "), "{}", st.text());
+    assert_eq!(
+        st.header("content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    let js = lp
+        .try_get(STATE, &[("accept", "application/json")])
+        .await
+        .expect("GET");
+    assert_eq!(js.status, 503);
+    assert!(js.json()["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("stale")));
+
+    // Nobody answering: no_upstreams.
+    for f in &fakes {
+        f.set_mode(Mode::AcceptHang);
+    }
+    common::wait_until("/healthz saying no_upstreams", WAIT, async || {
+        let r = lp
+            .try_get("/healthz", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status == 503 && r.text().starts_with("no_upstreams: ") {
+            Ok(())
+        } else {
+            Err(r.text())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_says_no_finalized_state_until_one_is_downloaded() {
+    // Agreement through fork_choice, but no node serves its State.
+    let routes = Routes::fixture("advanced").with(STATE, Reply::status(500, "text/plain", "x"));
+    let (_fakes, lp) = start_with(
+        &[
+            ("a", Mode::Routes(routes.clone())),
+            ("b", Mode::Routes(routes)),
+        ],
+        |b| b.args(FAST),
+    )
+    .await;
+    lp.wait_code("/healthz", 200, WAIT).await;
+    let st = lp.get(STATE).await;
+    assert_eq!(st.status, 503);
+    assert!(
+        st.text().starts_with("no_finalized_state: "),
+        "{}",
+        st.text()
+    );
+    let ready = lp.get("/readyz").await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+}

@@ -635,3 +635,116 @@ async fn the_state_says_no_finalized_state_until_one_is_downloaded() {
     let ready = lp.get("/readyz").await;
     assert_eq!(ready.status, 503, "{}", ready.text());
 }
+
+// --- item 7: the Zig image's docker run ---
+
+/// A JSON-array instruction (`ENTRYPOINT [...]`, `CMD [...]`) of the
+/// runtime stage of the Dockerfile.
+fn dockerfile_array(instruction: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
+        .expect("Dockerfile");
+    let prefix = format!("{instruction} ");
+    let line = text
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .last()
+        .unwrap_or_else(|| panic!("no {instruction} in the Dockerfile"));
+    serde_json::from_str(&line[prefix.len()..])
+        .unwrap_or_else(|e| panic!("{instruction} is not an exec-form array: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_images_default_arguments_read_the_mounted_upstreams_json() {
+    const MOUNT: &str = "/etc/leanpoint/upstreams.json";
+    let entrypoint = dockerfile_array("ENTRYPOINT");
+    assert_eq!(entrypoint, ["/usr/local/bin/leanpoint"]);
+    let cmd = dockerfile_array("CMD");
+    assert!(
+        cmd.iter().any(|a| a == MOUNT),
+        "CMD does not read {MOUNT}: {cmd:?}"
+    );
+
+    // `docker run -v upstreams.json:/etc/leanpoint/upstreams.json IMAGE`:
+    // the CMD as it is, with the mount's path pointing at a real file.
+    let fake = FakeUpstream::start(Mode::Fixture("advanced")).await;
+    let dir = TempDir::new();
+    let file = dir.write(
+        "upstreams.json",
+        &serde_json::json!({"upstreams": [{"name": "mounted", "url": fake.url(), "path": "/status"}]})
+            .to_string(),
+    );
+    let file = file.display().to_string();
+    let args: Vec<String> = cmd
+        .iter()
+        .map(|a| if a == MOUNT { file.clone() } else { a.clone() })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let lp = Leanpoint::builder().env_only().args(&args).spawn().await;
+    wait_polled(&lp, "mounted").await;
+    drop(lp);
+
+    // `docker run IMAGE leanpoint --upstreams-config FILE`: the entrypoint
+    // gets the binary's name as its first argument.
+    let lp = Leanpoint::builder()
+        .env_only()
+        .args(&["leanpoint", "--upstreams-config", &file])
+        .spawn()
+        .await;
+    wait_polled(&lp, "mounted").await;
+
+    // Nothing mounted: a refusal that names the path, not a quiet single
+    // upstream at 127.0.0.1:5052.
+    if !std::path::Path::new(MOUNT).exists() {
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        assert_refused("nothing mounted", &cmd, &[], &[MOUNT, "cannot read"]);
+    }
+}
+
+// --- item 8: smaller things a migrating operator trips on ---
+
+#[test]
+fn convert_validator_config_writes_the_output_file_it_is_given() {
+    let dir = TempDir::new();
+    let yaml = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/lean-quickstart/validator-config.yaml"
+    );
+    let out = dir.path().join("upstreams.json");
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::leanpoint::BIN)
+            .arg("convert-validator-config")
+            .args(args)
+            .output()
+            .expect("run convert-validator-config")
+    };
+    // The Zig script's order: input, output, then --docker.
+    let done = run(&[yaml, &out.display().to_string(), "--docker"]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(done.stdout.is_empty(), "wrote to stdout too");
+    let ups = leanpoint::config::load_upstreams_file(&out).expect("the output loads");
+    assert_eq!(ups.len(), 3);
+    assert_eq!(ups[0].url.host_str(), Some("host.docker.internal"));
+
+    // A failed conversion leaves the existing file as it was.
+    let before = std::fs::read(&out).expect("output");
+    let bad = dir.write("bad.yaml", "validators: 3\n");
+    let failed = run(&[&bad.display().to_string(), &out.display().to_string()]);
+    assert_eq!(failed.status.code(), Some(2));
+    assert_eq!(std::fs::read(&out).expect("output"), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_a_file_or_pipe_carry_no_colour_codes() {
+    let (_fakes, lp) = start_with(&[("a", Mode::Fixture("advanced"))], |b| b.args(FAST)).await;
+    wait_polled(&lp, "a").await;
+    let log = lp.stderr();
+    assert!(log.contains("leanpoint listening"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape in a log file: {log:?}"
+    );
+}

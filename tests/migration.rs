@@ -646,8 +646,7 @@ fn dockerfile_array(instruction: &str) -> Vec<String> {
     let prefix = format!("{instruction} ");
     let line = text
         .lines()
-        .filter(|l| l.starts_with(&prefix))
-        .last()
+        .rfind(|l| l.starts_with(&prefix))
         .unwrap_or_else(|| panic!("no {instruction} in the Dockerfile"));
     serde_json::from_str(&line[prefix.len()..])
         .unwrap_or_else(|e| panic!("{instruction} is not an exec-form array: {e}"))

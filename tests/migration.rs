@@ -747,3 +747,48 @@ async fn logs_to_a_file_or_pipe_carry_no_colour_codes() {
         "ANSI escape in a log file: {log:?}"
     );
 }
+
+// --- item 1: the repository tests alone ---
+
+/// Every text file of the repository outside the docs, `target/` and `.git`.
+fn repo_text_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if name == "target" || name == ".git" {
+            continue;
+        }
+        if path.is_dir() {
+            repo_text_files(&path, out);
+        } else if path.extension().is_none_or(|e| e != "md") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn nothing_outside_the_docs_refers_to_dotdot_shared() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    repo_text_files(root, &mut files);
+    assert!(
+        files.len() > 50,
+        "only {} files found under {root:?}",
+        files.len()
+    );
+    // Built from pieces so this file does not match itself.
+    let needle = ["..", "/", "shared"].concat();
+    let offenders: Vec<_> = files
+        .iter()
+        .filter(|p| {
+            std::fs::read(p)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .is_some_and(|t| t.contains(&needle))
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "files referring to {needle}: {offenders:?}"
+    );
+}

@@ -6,8 +6,14 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "installing test dependencies (promtool, prometheus, amtool, docker-compose) if missing"
+step "installing test dependencies (promtool, prometheus, amtool, docker-compose, kubectl, nft, ip) if missing"
 scripts/install-deps.sh
+
+step "no file outside the docs refers to a shared/ directory beside the repo (it must test alone)"
+if git grep -n '\.\./shared' -- ':!*.md'; then
+    echo "the files above refer to the shared/ directory beside the repo" >&2
+    exit 1
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -32,7 +38,13 @@ docker-compose -f docker-compose.yml config -q
 promtool check config --syntax-only deploy/prometheus/prometheus.yml
 amtool check-config deploy/alertmanager/alertmanager.yml
 
+step "Kubernetes base: PrometheusRule = alerts/, kubectl kustomize, schema (kubernetes-validate)"
+scripts/check-k8s.sh
+
 step "dashboards and rules against a real Prometheus scraping a real leanpoint"
 scripts/prometheus-e2e.sh
+
+step "the tests pass from a fresh clone with nothing beside it"
+scripts/fresh-clone.sh
 
 step "all tests passed"

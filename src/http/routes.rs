@@ -154,6 +154,22 @@ fn unavailable(reason: impl Into<String>) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
+/// 503 as the Zig leanpoint sent it on the State route, a text line
+/// starting `stale` or `no_finalized_state` (what its scripts match), or
+/// JSON `{"error": ...}` for a client that asks for JSON.
+fn state_unavailable(headers: &HeaderMap, reason: String) -> Response {
+    let wants_json = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"));
+    if wants_json {
+        unavailable(reason)
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, reason + "\n")
+    }
+}
+
 fn text(code: StatusCode, body: String) -> Response {
     (code, [(header::CONTENT_TYPE, TEXT)], body).into_response()
 }
@@ -161,11 +177,11 @@ fn text(code: StatusCode, body: String) -> Response {
 /// `GET/HEAD /lean/v0/states/finalized`: the cached agreed State, the same
 /// `Bytes` for every client (no copy), only while agreement is fresh.
 async fn state_finalized(State(state): State<AppRef>, headers: HeaderMap) -> Response {
-    if let Some(reason) = health::agreement_problem(&state) {
-        return unavailable(reason);
+    if let Some(reason) = health::stale_problem(&state) {
+        return state_unavailable(&headers, reason);
     }
     let Some(served) = state.served_state() else {
-        return unavailable(health::no_state_reason(&state));
+        return state_unavailable(&headers, health::no_finalized_state(&state));
     };
     let etag = HeaderValue::from_str(&served.etag).ok();
     let length = HeaderValue::from(served.bytes.len());
@@ -200,7 +216,7 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 /// `GET /lean/v0/checkpoints/justified`: the agreed justified checkpoint,
 /// in the Lean API's shape.
 async fn justified(State(state): State<AppRef>) -> Response {
-    if let Some(reason) = health::agreement_problem(&state) {
+    if let Some(reason) = health::stale_problem(&state) {
         return unavailable(reason);
     }
     match state.consensus().justified {

@@ -2,7 +2,9 @@
 # Installs what the tests need on a fresh Debian machine, and nothing when it
 # is already there: promtool and a real Prometheus (Debian's `prometheus`),
 # amtool (`prometheus-alertmanager`), and docker-compose v1 to validate the
-# compose file on paper (there is no Docker engine to run it).
+# compose file on paper (there is no Docker engine to run it), and Debian's
+# chromium for the status-page test in a real browser (driven over the
+# DevTools protocol on a pipe: no chromedriver, no npm).
 set -euo pipefail
 
 need=()
@@ -11,6 +13,7 @@ command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

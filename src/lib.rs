@@ -21,6 +21,7 @@
 pub mod config;
 pub mod consensus;
 pub mod convert;
+pub mod history;
 pub mod http;
 pub mod lean_api;
 pub mod logging;

@@ -99,9 +99,16 @@ fn host_parses_urls() {
     assert_eq!(host("data:,"), None);
 }
 
-#[test]
-fn status_page_updates_itself_in_headless_chromium() {
-    let demo = spawn(&[
+/// A running `leanpoint demo` with 1 s slots: its page URL and the
+/// simulator's admin URL.
+struct Demo {
+    _proc: sim_support::Proc,
+    base: String,
+    admin: String,
+}
+
+fn start_demo() -> Demo {
+    let proc = spawn(&[
         "--log-level",
         "warn",
         "demo",
@@ -114,24 +121,14 @@ fn status_page_updates_itself_in_headless_chromium() {
         "--timeout-ms",
         "400",
     ]);
-    let lines = demo.lines_until(|l| l.starts_with("Ctrl-C stops"), Duration::from_secs(30));
-    let find = |needle: &str| -> String {
-        lines
-            .iter()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle:?} line in {lines:#?}"))
-            .to_string()
+    let lines = proc.lines_until(|l| l.starts_with("Ctrl-C stops"), Duration::from_secs(30));
+    let last_word = |needle: &str| -> String {
+        let line = lines.iter().find(|l| l.contains(needle));
+        let line = line.unwrap_or_else(|| panic!("no {needle:?} line in {lines:#?}"));
+        line.split_whitespace().last().expect("a word").to_string()
     };
-    let page_url = find("status page")
-        .split_whitespace()
-        .last()
-        .expect("url")
-        .to_string();
-    let base = page_url.trim_end_matches('/').to_string();
-    let admin = find("/admin/node/0/behaviour")
-        .split_whitespace()
-        .last()
-        .expect("admin url")
+    let base = last_word("status page").trim_end_matches('/').to_string();
+    let admin = last_word("/admin/node/0/behaviour")
         .trim_end_matches("/node/0/behaviour")
         .to_string();
     wait_for("the demo to serve", Duration::from_secs(30), || {
@@ -139,62 +136,41 @@ fn status_page_updates_itself_in_headless_chromium() {
         let v: Value = serde_json::from_slice(&body).ok()?;
         (code == 200 && v["serving"] == json!(true)).then_some(())
     });
-
-    std::fs::create_dir_all(ARTIFACTS).expect("artifacts dir");
-    let mut b = Browser::start(&std::env::temp_dir());
-    let page = b.new_page();
-    for domain in [
-        "Network.enable",
-        "Runtime.enable",
-        "Log.enable",
-        "Page.enable",
-    ] {
-        b.call(Some(&page), domain, json!({}));
+    Demo {
+        _proc: proc,
+        base,
+        admin,
     }
-    b.call(Some(&page), "Page.navigate", json!({ "url": page_url }));
-    wait_page(
-        &mut b,
-        &page,
-        "the script's first redraw",
-        "document.getElementById('live')?.textContent.startsWith('live') === true",
-        Duration::from_secs(30),
-    );
-    let slot_expr = "document.getElementById('finalized-slot').textContent";
-    let rows_expr = "document.querySelectorAll('#timeline tbody tr').length";
-    let first_slot = page_u64(&mut b, &page, slot_expr);
-    let first_rows = page_u64(&mut b, &page, rows_expr);
-    // A reload would make a new window object and lose this.
-    b.eval(&page, "window.leanpointTestMark = 'same document'; true");
+}
 
+const SLOT: &str = "document.getElementById('finalized-slot').textContent";
+const TIMELINE_ROWS: &str = "document.querySelectorAll('#timeline tbody tr').length";
+const SAME_DOCUMENT: &str = "window.leanpointTestMark === 'same document'";
+
+/// The finalized slot moves and the timeline grows, in the same document.
+fn assert_updates_without_reload(b: &mut Browser, page: &str) {
+    let first_slot = page_u64(b, page, SLOT);
+    let first_rows = page_u64(b, page, TIMELINE_ROWS);
+    // A reload would make a new window object and lose this.
+    b.eval(page, "window.leanpointTestMark = 'same document'; true");
     wait_page(
-        &mut b,
-        &page,
+        b,
+        page,
         "a later finalized slot and a longer timeline, in the same document",
         &format!(
-            "Number({slot_expr}) > {first_slot} && {rows_expr} > {first_rows} \
-             && window.leanpointTestMark === 'same document'"
+            "Number({SLOT}) > {first_slot} && {TIMELINE_ROWS} > {first_rows} && {SAME_DOCUMENT}"
         ),
         Duration::from_secs(30),
     );
+}
 
-    // Break the lagging node at run time: the page must show it failing.
-    let (code, _, _) = http("POST", &format!("{admin}/node/6/behaviour"), "accept-hang");
-    assert_eq!(code, 200, "the simulator's admin API switched node 6");
-    wait_page(
-        &mut b,
-        &page,
-        "node 6 shown as failing",
-        "document.querySelector('#upstreams tr[data-name=\"node-6-lagging-3\"] [data-standing]')\
-           ?.textContent === 'failing' && window.leanpointTestMark === 'same document'",
-        Duration::from_secs(30),
-    );
-
-    // The standings shown are those of /api/upstreams (both move; retry
-    // until one redraw and one answer agree).
+/// The standings shown are those of /api/upstreams, each drawn with its
+/// own class. Both move: retry until one redraw and one answer agree.
+fn assert_standings_match_api(b: &mut Browser, page: &str, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let shown = loop {
-        let shown = page_standings(&mut b, &page);
-        let api = api_standings(&base);
+        let shown = page_standings(b, page);
+        let api = api_standings(base);
         let words: BTreeMap<String, String> = shown
             .iter()
             .map(|(n, (w, _))| (n.clone(), w.clone()))
@@ -217,8 +193,12 @@ fn status_page_updates_itself_in_headless_chromium() {
     }
     assert_eq!(shown["node-0-healthy"].0, "agreeing");
     assert_eq!(shown["node-5-accept-hang"].0, "failing");
+    assert_eq!(shown["node-6-lagging-3"].0, "failing", "broken at run time");
+}
+
+fn assert_latencies_have_units(b: &mut Browser, page: &str) {
     let latencies = b.eval(
-        &page,
+        page,
         "Array.from(document.querySelectorAll('#upstreams tbody tr')).map(tr => tr.cells[9].textContent)",
     );
     for l in latencies.as_array().expect("latencies") {
@@ -228,21 +208,11 @@ fn status_page_updates_itself_in_headless_chromium() {
             "latency {l:?} has no unit"
         );
     }
-    assert!(
-        page_u64(
-            &mut b,
-            &page,
-            "document.querySelectorAll('#plot svg path').length"
-        ) > 8,
-        "the slot plot is drawn"
-    );
+}
 
-    let png = b.screenshot(&page);
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let shot = format!("{ARTIFACTS}/status-page.png");
-    std::fs::write(&shot, &png).expect("write screenshot");
-    println!("screenshot: {shot}");
-
+/// Every request went to 127.0.0.1 (the page's own ones among them), the
+/// browser logged no error, and the page navigated once.
+fn assert_events(b: &mut Browser, base: &str) {
     b.drain_events();
     let mut urls = Vec::new();
     let mut errors = Vec::new();
@@ -285,4 +255,62 @@ fn status_page_updates_itself_in_headless_chromium() {
         );
     }
     println!("{} requests, all to 127.0.0.1", urls.len());
+}
+
+#[test]
+fn status_page_updates_itself_in_headless_chromium() {
+    let demo = start_demo();
+    let mut b = Browser::start(&std::env::temp_dir());
+    let page = b.new_page();
+    for domain in [
+        "Network.enable",
+        "Runtime.enable",
+        "Log.enable",
+        "Page.enable",
+    ] {
+        b.call(Some(&page), domain, json!({}));
+    }
+    b.call(
+        Some(&page),
+        "Page.navigate",
+        json!({ "url": format!("{}/", demo.base) }),
+    );
+    wait_page(
+        &mut b,
+        &page,
+        "the script's first redraw",
+        "document.getElementById('live')?.textContent.startsWith('live') === true",
+        Duration::from_secs(30),
+    );
+    assert_updates_without_reload(&mut b, &page);
+
+    // Break the lagging node at run time: the page must show it failing.
+    let url = format!("{}/node/6/behaviour", demo.admin);
+    assert_eq!(http("POST", &url, "accept-hang").0, 200, "node 6 switched");
+    wait_page(
+        &mut b,
+        &page,
+        "node 6 shown as failing",
+        &format!(
+            "document.querySelector('#upstreams tr[data-name=\"node-6-lagging-3\"] [data-standing]')\
+               ?.textContent === 'failing' && {SAME_DOCUMENT}"
+        ),
+        Duration::from_secs(30),
+    );
+    assert_standings_match_api(&mut b, &page, &demo.base);
+    assert_latencies_have_units(&mut b, &page);
+    let paths = page_u64(
+        &mut b,
+        &page,
+        "document.querySelectorAll('#plot svg path').length",
+    );
+    assert!(paths > 8, "the slot plot is drawn: {paths} paths");
+
+    std::fs::create_dir_all(ARTIFACTS).expect("artifacts dir");
+    let png = b.screenshot(&page);
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let shot = format!("{ARTIFACTS}/status-page.png");
+    std::fs::write(&shot, &png).expect("write screenshot");
+    println!("screenshot: {shot}");
+    assert_events(&mut b, &demo.base);
 }

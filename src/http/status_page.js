@@ -11,6 +11,7 @@
   var PLOT_WINDOW_MS = 5 * 60 * 1000;
   var PLOT_MAX_LINES = 24;
   var SPARK_SAMPLES = 30;
+  var AGREED_FRESH_MS = 5000;
   var SVG_NS = 'http://www.w3.org/2000/svg';
   var PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f',
     '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#79706e'];
@@ -222,7 +223,11 @@
     var inWindow = function (p) { return p.at_ms >= t0; };
     var series = [];
     var aPts = agreed.filter(inWindow).map(function (p) { return [p.at_ms, p.finalized_slot]; });
-    if (aPts.length) aPts.push([now, aPts[aPts.length - 1][1]]);
+    // Agreement is sampled at least every few seconds while it holds; an
+    // older last sample means it was lost, and the line stops there.
+    if (aPts.length && now - aPts[aPts.length - 1][0] < AGREED_FRESH_MS) {
+      aPts.push([now, aPts[aPts.length - 1][1]]);
+    }
     up.upstreams.slice(0, PLOT_MAX_LINES).forEach(function (u, i) {
       var list = (samples[u.name] || []).filter(inWindow);
       var colour = PALETTE[i % PALETTE.length];

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "installing test dependencies (promtool, prometheus, amtool, docker-compose, chromium) if missing"
+step "installing test dependencies (promtool, prometheus, amtool, docker-compose, kubectl, nft, ip, chromium) if missing"
 scripts/install-deps.sh
 
 step "cargo fmt --check"
@@ -32,6 +32,9 @@ step "compose stack on paper: docker-compose config, promtool check config, amto
 docker-compose -f docker-compose.yml config -q
 promtool check config --syntax-only deploy/prometheus/prometheus.yml
 amtool check-config deploy/alertmanager/alertmanager.yml
+
+step "Kubernetes base: PrometheusRule = alerts/, kubectl kustomize, schema (kubernetes-validate)"
+scripts/check-k8s.sh
 
 step "status page in headless Chromium against the demo (screenshot: target/artifacts/status-page.png)"
 # Its own step (test = false), after the timing tests: a browser is heavy

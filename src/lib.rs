@@ -5,6 +5,8 @@
 //!
 //! - `config`: flags, `LEANPOINT_*` env, upstreams.json; validation with exact errors.
 //! - `lean_api`: Lean API wire formats (fork choice JSON, checkpoint JSON, State SSZ).
+//! - `lean_ssz`: the Lean consensus containers as SSZ types (decode, encode, hash tree root).
+//! - `verify`: proves a finalized (block, state) pair against the agreed checkpoint.
 //! - `upstream`: the one bounded request path to an upstream; error kinds.
 //! - `poller`: one task per upstream (at most one poll in flight), and the decider.
 //! - `consensus`: the pure agreement decision.
@@ -18,12 +20,14 @@
 //! - `sim`: the simulated devnet with fault injection (`leanpoint sim`, `leanpoint demo`).
 //! - `convert`: lean-quickstart validator-config.yaml to upstreams.json.
 
+pub mod arg_sources;
 pub mod config;
 pub mod consensus;
 pub mod convert;
 pub mod history;
 pub mod http;
 pub mod lean_api;
+pub mod lean_ssz;
 pub mod logging;
 pub mod metrics;
 pub mod poller;
@@ -34,6 +38,7 @@ pub mod sockdiag;
 pub mod state;
 pub mod state_cache;
 pub mod upstream;
+pub mod verify;
 
 use std::sync::Arc;
 

@@ -27,6 +27,7 @@ pub mod arg_sources;
 pub mod config;
 pub mod consensus;
 pub mod convert;
+pub mod history;
 pub mod http;
 pub mod lean_api;
 pub mod lean_ssz;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_http::compression::predicate::{Predicate, SizeAbove};
@@ -34,9 +34,11 @@ const HEALTHZ: &str = "/healthz";
 const LIVEZ: &str = "/livez";
 const READYZ: &str = "/readyz";
 const INDEX: &str = "/";
+const API_HISTORY: &str = "/api/history";
+const PAGE_SCRIPT: &str = "/status.js";
 
 /// Every route template, for the `route` label.
-const ROUTES: [&str; 10] = [
+const ROUTES: [&str; 12] = [
     paths::STATE_FINALIZED,
     paths::JUSTIFIED,
     paths::HEALTH,
@@ -47,6 +49,8 @@ const ROUTES: [&str; 10] = [
     LIVEZ,
     READYZ,
     INDEX,
+    API_HISTORY,
+    PAGE_SCRIPT,
 ];
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -63,12 +67,16 @@ pub fn router(state: AppRef) -> Router {
         .route(METRICS, get(metrics_text))
         .route(HEALTHZ, get(healthz))
         .route(LIVEZ, get(livez))
-        .route(READYZ, get(readyz));
+        .route(READYZ, get(readyz))
+        .route(API_HISTORY, get(super::status_page::history));
     app = match &state.config.static_dir {
         // ServeDir refuses `..` components, so nothing outside the
         // directory is reachable; `/` serves index.html.
         Some(dir) => app.fallback_service(ServeDir::new(dir)),
-        None => app.route(INDEX, get(index)).fallback(not_found),
+        None => app
+            .route(INDEX, get(super::status_page::index))
+            .route(PAGE_SCRIPT, get(super::status_page::script))
+            .fallback(not_found),
     };
     app.layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(
@@ -116,6 +124,7 @@ impl Predicate for Compressible {
         [
             "application/json",
             "text/html",
+            "text/javascript",
             "text/plain",
             "application/openmetrics-text",
         ]
@@ -233,10 +242,6 @@ async fn livez(State(state): State<AppRef>) -> Response {
 
 async fn readyz(State(state): State<AppRef>) -> Response {
     probe(health::readyz(&state), "ready")
-}
-
-async fn index(State(state): State<AppRef>) -> Html<String> {
-    Html(super::status_page::render(&state))
 }
 
 async fn not_found() -> Response {

@@ -573,11 +573,11 @@ impl Requester<'_> {
                         })
                     }
                     Err(e) => {
-                        tracing::debug!(upstream = %self.upstream.name, error = %e, "fork_choice unusable; falling back")
+                        tracing::debug!(upstream = %self.upstream.name, error = %self.shown(e), "fork_choice unusable; falling back")
                     }
                 },
                 Err(e) if falls_back(&e) => {
-                    tracing::debug!(upstream = %self.upstream.name, error = %e, "fork_choice unusable; falling back")
+                    tracing::debug!(upstream = %self.upstream.name, error = %self.shown(e), "fork_choice unusable; falling back")
                 }
                 Err(e) => return Err(e),
             }

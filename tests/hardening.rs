@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::fixtures::{FORK_CHOICE, JSON, STATE};
+use common::fixtures::{FORK_CHOICE, JSON, JUSTIFIED, STATE};
 use common::raw::RawUpstream;
 use common::sys::free_port;
 use common::{
@@ -63,10 +63,32 @@ fn string_slot() -> Vec<u8> {
     body
 }
 
+/// A checkpoint whose root is 1.9 M quote characters.
+fn quotes_checkpoint() -> Vec<u8> {
+    let mut b = br#"{"slot":1,"root":""#.to_vec();
+    b.extend(std::iter::repeat_n(&b"\\\""[..], 1_900_000).flatten());
+    b.extend_from_slice(br#""}"#);
+    b
+}
+
+/// A checkpoint whose slot is a 3.9 MB string.
+fn string_slot_checkpoint() -> Vec<u8> {
+    let mut b = br#"{"slot":""#.to_vec();
+    b.extend(std::iter::repeat_n(b'A', 3_900_000));
+    b.extend_from_slice(br#"","root":"0x00"}"#);
+    b
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_strings_at_the_body_cap_are_bounded_in_text_and_memory() {
-    let quotes = Routes::fixture("advanced").with(FORK_CHOICE, Reply::ok(JSON, quotes_root()));
-    let slot = Routes::fixture("advanced").with(FORK_CHOICE, Reply::ok(JSON, string_slot()));
+    // fork_choice and the fallback's checkpoint both hostile: an unusable
+    // fork_choice falls back, and the checkpoint's error is what is kept.
+    let quotes = Routes::fixture("advanced")
+        .with(FORK_CHOICE, Reply::ok(JSON, quotes_root()))
+        .with(JUSTIFIED, Reply::ok(JSON, quotes_checkpoint()));
+    let slot = Routes::fixture("advanced")
+        .with(FORK_CHOICE, Reply::ok(JSON, string_slot()))
+        .with(JUSTIFIED, Reply::ok(JSON, string_slot_checkpoint()));
     let args = [
         "--poll-ms",
         "300",
@@ -76,6 +98,8 @@ async fn hostile_strings_at_the_body_cap_are_bounded_in_text_and_memory() {
         "500",
         "--stale-ms",
         "10000",
+        "--log-level",
+        "debug",
     ];
     let (_fakes, lp) = start(
         &[
@@ -85,20 +109,23 @@ async fn hostile_strings_at_the_body_cap_are_bounded_in_text_and_memory() {
         &args,
     )
     .await;
+    // An unusable fork_choice falls back, and so does an unusable checkpoint
+    // (the State alone will do), so these errors are counted and logged
+    // (debug), not kept as `last_error`: the log is where the text shows.
     for name in ["quotes", "slot"] {
-        wait_until(
-            &format!("{name} failing with decode 3 times"),
-            WAIT,
-            async || {
-                let u = lp.upstream(name).await;
-                let n = u["errors_by_kind"]["decode"].as_u64().unwrap_or(0);
-                if n >= 3 {
-                    Ok(())
-                } else {
-                    Err(u.to_string())
-                }
-            },
-        )
+        wait_until(&format!("{name}: 6 decode errors"), WAIT, async || {
+            let m = lp.metrics().await;
+            let n = metric(
+                &m,
+                "leanpoint_upstream_errors_total",
+                &[("upstream", name), ("kind", "decode")],
+            );
+            if n.is_some_and(|n| n >= 6.0) {
+                Ok(())
+            } else {
+                Err(format!("{n:?}"))
+            }
+        })
         .await;
     }
     for _ in 0..8 {
@@ -109,9 +136,8 @@ async fn hostile_strings_at_the_body_cap_are_bounded_in_text_and_memory() {
             api.body.len()
         );
         for u in api.json()["upstreams"].as_array().expect("list") {
-            let e = u["last_error"].as_str().expect("last_error");
+            let e = u["last_error"].as_str().unwrap_or("");
             assert!(e.len() <= MAX_LAST_ERROR, "{} bytes: {e}", e.len());
-            assert_eq!(u["last_error_kind"], "decode", "{u}");
         }
         let page = lp.get("/").await;
         assert!(
@@ -119,11 +145,29 @@ async fn hostile_strings_at_the_body_cap_are_bounded_in_text_and_memory() {
             "/ is {} bytes",
             page.body.len()
         );
+        let status = lp.get("/status").await;
+        assert!(
+            status.body.len() < MAX_RESPONSE,
+            "/status is {} bytes",
+            status.body.len()
+        );
     }
-    let slot_err = lp.upstream("slot").await["last_error"].to_string();
+    let log = lp.stderr();
+    let unusable: Vec<&str> = log.lines().filter(|l| l.contains("unusable")).collect();
+    assert!(!unusable.is_empty(), "the decode errors are logged");
+    for line in &unusable {
+        assert!(
+            line.len() < 600,
+            "a log line of {} bytes: {line}",
+            line.len()
+        );
+    }
     assert!(
-        slot_err.contains("AAAA") && slot_err.contains("…"),
-        "an excerpt: {slot_err}"
+        unusable
+            .iter()
+            .any(|l| l.contains("AAAAAAAA") && l.contains('…')),
+        "the slot string as an excerpt: {}",
+        unusable.join("\n")
     );
     let hwm = proc_status_kb(lp.pid(), "VmHWM:");
     let rss = proc_status_kb(lp.pid(), "VmRSS:");
@@ -132,11 +176,8 @@ async fn hostile_strings_at_the_body_cap_are_bounded_in_text_and_memory() {
         hwm < MAX_PEAK_RSS_KB,
         "peak RSS {hwm} kB over {MAX_PEAK_RSS_KB} kB"
     );
-    assert!(
-        lp.stderr().len() < 256 * 1024,
-        "log grew to {} bytes",
-        lp.stderr().len()
-    );
+    let longest = lp.stderr().lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 1000, "a log line of {longest} bytes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,72 +93,121 @@ pub enum LogFormat {
 }
 
 /// Flags of the service itself. Names and env vars of the Zig leanpoint first.
+/// `hide_env_values` everywhere: `--help` would otherwise print each set
+/// `LEANPOINT_*` value, credentials in `LEANPOINT_LEAN_URL` included.
+/// Numeric values are bounded in `Config::build` (see `LIMITS`).
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Bind address.
-    #[arg(long, env = "LEANPOINT_BIND_ADDR", default_value = "0.0.0.0")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LEANPOINT_BIND_ADDR",
+        default_value = "0.0.0.0"
+    )]
     pub bind: String,
     /// Bind port.
-    #[arg(long, env = "LEANPOINT_BIND_PORT", default_value_t = 5555)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LEANPOINT_BIND_PORT",
+        default_value_t = 5555
+    )]
     pub port: u16,
     /// JSON file with the upstreams: {"upstreams":[{"name","url","path","headers"?}]}.
-    #[arg(long, env = "LEANPOINT_UPSTREAMS_CONFIG")]
+    #[arg(long, hide_env_values = true, env = "LEANPOINT_UPSTREAMS_CONFIG")]
     pub upstreams_config: Option<PathBuf>,
     /// Poll interval per upstream, milliseconds (unset with --stale-ms set: at most half of it).
-    #[arg(long, env = "LEANPOINT_POLL_MS", default_value_t = DEFAULT_POLL_MS)]
+    #[arg(long, hide_env_values = true, env = "LEANPOINT_POLL_MS", default_value_t = DEFAULT_POLL_MS)]
     pub poll_ms: u64,
     /// Total deadline of one poll (connect, headers and body), milliseconds.
-    #[arg(long, env = "LEANPOINT_TIMEOUT_MS", default_value_t = 5_000)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LEANPOINT_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
     pub timeout_ms: u64,
     /// Data older than this is stale: not counted for agreement, not served (unset: max(30000, 2 × poll + timeout)).
-    #[arg(long, env = "LEANPOINT_STALE_MS", default_value_t = DEFAULT_STALE_MS)]
+    #[arg(long, hide_env_values = true, env = "LEANPOINT_STALE_MS", default_value_t = DEFAULT_STALE_MS)]
     pub stale_ms: u64,
     /// Single-upstream mode: base URL of one lean node (used without --upstreams-config).
     #[arg(
         long,
+        hide_env_values = true,
         env = "LEANPOINT_LEAN_URL",
         default_value = "http://127.0.0.1:5052"
     )]
     pub lean_url: String,
     /// Single-upstream mode: the Zig leanpoint's status path (kept and shown; polling uses the Lean API paths).
-    #[arg(long, env = "LEANPOINT_LEAN_PATH", default_value = "/status")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LEANPOINT_LEAN_PATH",
+        default_value = "/status"
+    )]
     pub lean_path: String,
     /// Serve a custom UI from this directory instead of the embedded status page.
-    #[arg(long, env = "LEANPOINT_STATIC_DIR")]
+    #[arg(long, hide_env_values = true, env = "LEANPOINT_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
 
     // --- additions ---
     /// TCP connect deadline per request, milliseconds (must not exceed --timeout-ms; unset: min(1000, --timeout-ms)).
-    #[arg(long, env = "LEANPOINT_CONNECT_TIMEOUT_MS", default_value_t = DEFAULT_CONNECT_TIMEOUT_MS)]
+    #[arg(long, hide_env_values = true, env = "LEANPOINT_CONNECT_TIMEOUT_MS", default_value_t = DEFAULT_CONNECT_TIMEOUT_MS)]
     pub connect_timeout_ms: u64,
     /// Largest JSON body accepted from an upstream, bytes.
-    #[arg(long, env = "LEANPOINT_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, hide_env_values = true, env = "LEANPOINT_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: u64,
     /// Largest finalized State accepted from an upstream, bytes.
-    #[arg(long, env = "LEANPOINT_MAX_STATE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    #[arg(long, hide_env_values = true, env = "LEANPOINT_MAX_STATE_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_state_bytes: u64,
     /// Agreement rule: majority (of configured), responding-majority (> half of responding) or count:N.
-    #[arg(long, env = "LEANPOINT_AGREEMENT", default_value = "majority")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LEANPOINT_AGREEMENT",
+        default_value = "majority"
+    )]
     pub agreement: AgreementRule,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
-    #[arg(long, env = "LEANPOINT_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LEANPOINT_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub log_level: String,
     /// Log format.
-    #[arg(long, env = "LEANPOINT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, hide_env_values = true, env = "LEANPOINT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Most inbound connections served at once; more wait in the kernel backlog.
-    #[arg(long, env = "LEANPOINT_MAX_CONNECTIONS", default_value_t = 512)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LEANPOINT_MAX_CONNECTIONS",
+        default_value_t = 512
+    )]
     pub max_connections: usize,
     /// Inbound: a connection must send a request's headers within this, milliseconds (also the keep-alive idle limit).
-    #[arg(long, env = "LEANPOINT_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LEANPOINT_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub header_timeout_ms: u64,
     /// Also serve /livez, /healthz, /readyz and /metrics on this port, with its
     /// own connection limit: probes and scrapes answer whatever public
     /// clients hold on --port.
-    #[arg(long, env = "LEANPOINT_ADMIN_PORT")]
+    #[arg(long, hide_env_values = true, env = "LEANPOINT_ADMIN_PORT")]
     pub admin_port: Option<u16>,
     /// /healthz and /livez fail when open fds exceed this fraction of RLIMIT_NOFILE.
-    #[arg(long, env = "LEANPOINT_FD_THRESHOLD", default_value_t = 0.8)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LEANPOINT_FD_THRESHOLD",
+        default_value_t = 0.8
+    )]
     pub fd_threshold: f64,
 
     /// Where each value came from (filled by `Cli::try_parse_with_sources`).
@@ -268,6 +317,10 @@ struct UpstreamEntry {
     path: String,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// The URL's path may be shown (by default it is treated as a secret:
+    /// node providers put API keys there).
+    #[serde(default)]
+    url_path_public: bool,
     #[serde(flatten)]
     unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
@@ -276,11 +329,21 @@ fn default_path() -> String {
     "/status".to_string()
 }
 
-/// The warning for an unknown field `field` (shown escaped and cut: it is
-/// the user's own file, but a line of log is no place for a whole key).
-fn unknown_field(source: &str, field: &str) -> String {
-    let shown: String = field.escape_debug().take(64).collect();
-    format!("{source}: {shown}: unknown field, ignored (as the Zig leanpoint did)")
+/// The warning for an unknown field `key` under `at` (`upstreams[2]`).
+/// A key is shown only when it looks like a field name: a misplaced
+/// `"apikey=..."` or a pasted token must not reach the log.
+fn unknown_field(source: &str, at: &str, key: &str) -> String {
+    let name_like = key.len() <= 32
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let shown = if name_like {
+        key.to_string()
+    } else {
+        format!("(a key of {} bytes)", key.len())
+    };
+    let dot = if at.is_empty() { "" } else { "." };
+    format!("{source}: {at}{dot}{shown}: unknown field, ignored (as the Zig leanpoint did)")
 }
 
 impl Config {
@@ -297,6 +360,7 @@ impl Config {
                     url: args.lean_url.clone(),
                     path: args.lean_path.clone(),
                     headers: BTreeMap::new(),
+                    url_path_public: false,
                     unknown: BTreeMap::new(),
                 };
                 let (origin, field) = args.sources.name("lean_url");
@@ -322,6 +386,7 @@ impl Config {
                     url,
                     path: default_path(),
                     headers: BTreeMap::new(),
+                    url_path_public: false,
                     unknown: BTreeMap::new(),
                 })
                 .collect();
@@ -346,10 +411,10 @@ impl Config {
             let (origin, field) = src.name(id);
             err(origin, field, reason)
         };
-        let bind: IpAddr = args
-            .bind
-            .parse()
-            .map_err(|_| fail("bind", format!("{:?} is not an IP address", args.bind)))?;
+        let bind: IpAddr = args.bind.parse().map_err(|_| {
+            let shown = crate::redact::excerpt(&args.bind, 40);
+            fail("bind", format!("{shown} is not an IP address"))
+        })?;
         let t = Timings::resolve(args)?;
         let header_timeout = nonzero(src, "header_timeout_ms", args.header_timeout_ms)?;
         if args.max_body_bytes < 1024 {
@@ -364,6 +429,27 @@ impl Config {
         if args.max_connections == 0 {
             return Err(fail("max_connections", "must be greater than 0".into()));
         }
+        at_most(
+            src,
+            "max_body_bytes",
+            args.max_body_bytes,
+            MAX_BODY_BYTES,
+            "1 GiB",
+        )?;
+        at_most(
+            src,
+            "max_state_bytes",
+            args.max_state_bytes,
+            MAX_STATE_BYTES,
+            "4 GiB, the SSZ offset limit",
+        )?;
+        at_most(
+            src,
+            "max_connections",
+            args.max_connections as u64,
+            MAX_CONNECTIONS,
+            "2^20",
+        )?;
         if !(args.fd_threshold > 0.0 && args.fd_threshold <= 1.0) {
             return Err(fail("fd_threshold", "must be in (0, 1]".into()));
         }
@@ -412,13 +498,44 @@ impl Config {
     }
 }
 
-/// A duration flag in milliseconds that must be positive.
+/// Longest configured header value: servers refuse request heads far
+/// smaller than an unbounded value.
+pub const MAX_HEADER_VALUE: usize = 8192;
+
+/// Longest duration flag, milliseconds (a day). Deadlines are added to
+/// clock readings, which must not overflow; no real setting comes near it.
+pub const MAX_MS: u64 = 86_400_000;
+/// Most inbound connections (`--max-connections`): far above any fd limit,
+/// far below tokio's semaphore maximum (which panicked).
+pub const MAX_CONNECTIONS: u64 = 1 << 20;
+/// Largest `--max-body-bytes`: the body is held in memory per poll.
+pub const MAX_BODY_BYTES: u64 = 1 << 30;
+/// Largest `--max-state-bytes`: SSZ offsets are u32, so no valid State is
+/// larger than 4 GiB.
+pub const MAX_STATE_BYTES: u64 = 1 << 32;
+
+/// A duration flag in milliseconds that must be positive and at most
+/// [`MAX_MS`].
 fn nonzero(src: &Sources, id: &str, v: u64) -> Result<Duration, ConfigError> {
     if v == 0 {
         let (origin, field) = src.name(id);
         return Err(err(origin, field, "must be greater than 0"));
     }
+    at_most(src, id, v, MAX_MS, "one day")?;
     Ok(Duration::from_millis(v))
+}
+
+/// Refuses `v` above `max` (`what` says what the limit is, for people).
+fn at_most(src: &Sources, id: &str, v: u64, max: u64, what: &str) -> Result<(), ConfigError> {
+    if v > max {
+        let (origin, field) = src.name(id);
+        return Err(err(
+            origin,
+            field,
+            format!("{v} is above the limit of {max} ({what})"),
+        ));
+    }
+    Ok(())
 }
 
 /// The poll interval, deadlines and stale window, after the defaults the
@@ -509,12 +626,15 @@ fn read_upstreams_file(path: &Path) -> Result<(Vec<Upstream>, Vec<String>), Conf
     let text = crate::input::read_regular(path, crate::input::MAX_CONFIG_FILE)
         .map_err(|e| err(&source, "file", e))?;
     let file: UpstreamsFile = serde_json::from_str(&text).map_err(|e| {
-        // serde quotes the offending value, which may be a credential.
+        // serde quotes the offending value, which may be a credential; it
+        // does not name the field, the text before the error does.
+        let near = key_before(&text, e.line(), e.column())
+            .map_or(String::new(), |k| format!(" (in \"{k}\")"));
         err(
             &source,
             "upstreams",
             format!(
-                "invalid JSON at line {} column {}: {}",
+                "invalid JSON at line {} column {}{near}: {}",
                 e.line(),
                 e.column(),
                 crate::redact::values_hidden(&e.to_string())
@@ -524,17 +644,41 @@ fn read_upstreams_file(path: &Path) -> Result<(Vec<Upstream>, Vec<String>), Conf
     let mut warnings: Vec<String> = file
         .unknown
         .keys()
-        .map(|k| unknown_field(&source, k))
+        .map(|k| unknown_field(&source, "", k))
         .collect();
     for (i, e) in file.upstreams.iter().enumerate() {
         warnings.extend(
             e.unknown
                 .keys()
-                .map(|k| unknown_field(&source, &format!("upstreams[{i}].{k}"))),
+                .map(|k| unknown_field(&source, &format!("upstreams[{i}]"), k)),
         );
     }
     let ups = validate_entries(&source, file.upstreams, "upstreams")?;
     Ok((ups, warnings))
+}
+
+/// The last field name before line `line`, column `column` of `text`, if it
+/// is one of the file's own (never a user's key: it may be anything).
+fn key_before(text: &str, line: usize, column: usize) -> Option<&'static str> {
+    const KEYS: [&str; 6] = [
+        "upstreams",
+        "name",
+        "url",
+        "path",
+        "headers",
+        "url_path_public",
+    ];
+    let offset: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>()
+        + column;
+    let before = text.get(..offset.min(text.len()))?;
+    KEYS.iter()
+        .filter_map(|k| before.rfind(&format!("\"{k}\"")).map(|at| (at, *k)))
+        .max()
+        .map(|(_, k)| k)
 }
 
 fn validate_entries(
@@ -560,6 +704,14 @@ fn validate_entries(
                 "must be at most 128 printable characters",
             ));
         }
+        if e.path.len() > 256 || e.path.chars().any(|c| c.is_control()) {
+            // Shown in /api/upstreams: bounded like the name.
+            return Err(err(
+                source,
+                field("path"),
+                "must be at most 256 printable characters",
+            ));
+        }
         if let Some(first) = seen.insert(name.clone(), i) {
             return Err(err(
                 source,
@@ -571,22 +723,42 @@ fn validate_entries(
         let url = Url::parse(&e.url)
             .map_err(|pe| err(source, field("url"), format!("not a URL ({pe})")))?;
         if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(err(
-                source,
-                field("url"),
-                format!("scheme {:?} is not http or https", url.scheme()),
-            ));
+            // Not even the scheme is shown: a pasted `token:...` parses as
+            // a URL whose scheme is the token.
+            return Err(err(source, field("url"), "scheme is not http or https"));
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(err(source, field("url"), "has no host"));
         }
-        let mut headers = Vec::with_capacity(e.headers.len());
+        let mut headers: Vec<(String, String)> = Vec::with_capacity(e.headers.len());
         for (k, v) in e.headers {
             if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                // Never echoed: the usual typo is the whole header as its
+                // name, `"Authorization: Bearer <token>"`.
+                return Err(err(
+                    source,
+                    field("headers"),
+                    format!(
+                        "a key of {} bytes is not a valid header name (a name has no ':' or spaces; the value goes after it)",
+                        k.len()
+                    ),
+                ));
+            }
+            if headers
+                .iter()
+                .any(|(seen, _)| seen.eq_ignore_ascii_case(&k))
+            {
                 return Err(err(
                     source,
                     field(&format!("headers.{k}")),
-                    "is not a valid header name",
+                    "is given twice (header names ignore case)",
+                ));
+            }
+            if v.len() > MAX_HEADER_VALUE {
+                return Err(err(
+                    source,
+                    field(&format!("headers.{k}")),
+                    format!("value is over {MAX_HEADER_VALUE} bytes"),
                 ));
             }
             if http::HeaderValue::from_str(&v).is_err() {
@@ -600,12 +772,12 @@ fn validate_entries(
             headers.push((k, v));
         }
         out.push(Upstream {
-            display_url: crate::redact::display_url(&url, false),
+            display_url: crate::redact::display_url(&url, e.url_path_public),
             name,
             url,
             path: e.path,
             headers,
-            path_public: false,
+            path_public: e.url_path_public,
         });
     }
     Ok(out)

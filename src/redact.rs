@@ -115,7 +115,12 @@ pub fn quoted_values(msg: &str, keep: usize) -> String {
                 // serde names what it did not know first (`unknown field
                 // `x`, expected one of ...`): that name is input; the
                 // expected ones are the program's.
-                if out.ends_with("unknown field ") || out.ends_with("unknown variant ") {
+                // Before "expected", a backtick quotes input (`unknown field
+                // `x``, `integer `5``); after it, the program's own names.
+                let input = out.ends_with("unknown field ")
+                    || out.ends_with("unknown variant ")
+                    || (keep == 0 && !out.contains("expected"));
+                if input {
                     out.push_str(&excerpt(&name, keep.min(MAX_FIELD_NAME)));
                 } else {
                     out.push('`');

@@ -439,3 +439,64 @@ async fn probes_on_the_admin_port_answer_while_public_slots_are_held() {
     assert_eq!(r.status, 404, "the admin port serves no State");
     drop(idle);
 }
+
+#[test]
+fn every_numeric_flag_is_bounded_with_a_clear_error() {
+    let huge = "2305843009213693952"; // 2^61: tokio's semaphore panicked on it
+    let max = u64::MAX.to_string();
+    let cases: &[(&str, &str)] = &[
+        ("--max-connections", huge),
+        ("--max-connections", &max),
+        ("--poll-ms", &max),
+        ("--timeout-ms", &max),
+        ("--stale-ms", &max),
+        ("--connect-timeout-ms", huge),
+        ("--header-timeout-ms", &max),
+        ("--max-body-bytes", &max),
+        ("--max-state-bytes", &max),
+        ("--port", "70000"),
+        ("--admin-port", "70000"),
+        ("--fd-threshold", "NaN"),
+        ("--fd-threshold", "1e309"),
+        ("--agreement", "count:18446744073709551616"),
+    ];
+    for (flag, value) in cases {
+        let exit = run_to_exit(&[flag, value], Duration::from_secs(10));
+        let said = &exit.stderr;
+        assert_eq!(exit.status.code(), Some(2), "{flag} {value}: {said}");
+        assert!(!said.contains("panicked"), "{flag} {value}: {said}");
+        assert!(
+            said.contains(flag.trim_start_matches('-')),
+            "{flag} {value}: names the flag: {said}"
+        );
+    }
+    // The same through the environment names the variable.
+    let exit = {
+        let mut child = std::process::Command::new(common::leanpoint::BIN)
+            .args(["--bind", "127.0.0.1", "--port", "0"])
+            .env("LEANPOINT_MAX_CONNECTIONS", huge)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("still running with LEANPOINT_MAX_CONNECTIONS={huge}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        (status.code(), err)
+    };
+    assert_eq!(exit.0, Some(2), "{}", exit.1);
+    assert!(exit.1.contains("LEANPOINT_MAX_CONNECTIONS"), "{}", exit.1);
+}

@@ -9,6 +9,12 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "installing test dependencies (promtool, prometheus, amtool, docker-compose, kubectl, nft, ip, chromium) if missing"
 scripts/install-deps.sh
 
+step "no file outside the docs refers to a shared/ directory beside the repo (it must test alone)"
+if git grep -n '\.\./shared' -- ':!*.md'; then
+    echo "the files above refer to the shared/ directory beside the repo" >&2
+    exit 1
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -43,5 +49,8 @@ cargo test --locked --test browser_page -- --test-threads=1 --nocapture
 
 step "dashboards and rules against a real Prometheus scraping a real leanpoint"
 scripts/prometheus-e2e.sh
+
+step "the tests pass from a fresh clone with nothing beside it"
+scripts/fresh-clone.sh
 
 step "all tests passed"

@@ -86,14 +86,16 @@ impl Cli {
     /// value came from (see [`Sources`]). A leading `leanpoint` argument is
     /// the binary's own name given again (`docker run IMAGE leanpoint
     /// --upstreams-config ...`, the Zig image's usage, where the name is part
-    /// of the command): it is dropped.
+    /// of the command; also as `/usr/local/bin/leanpoint`): it is dropped.
     pub fn try_parse_with_sources<I, T>(argv: I) -> Result<Cli, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString>,
     {
         let mut argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
-        if argv.get(1).is_some_and(|a| a == "leanpoint") {
+        if argv.get(1).is_some_and(|a| {
+            std::path::Path::new(a).file_name() == Some(std::ffi::OsStr::new("leanpoint"))
+        }) {
             argv.remove(1);
         }
         let cmd = Cli::command();

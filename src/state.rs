@@ -296,6 +296,9 @@ impl AppState {
             }
         }
         um.consecutive_errors.set(v.consecutive_errors as i64);
+        self.metrics
+            .zig
+            .poll_finished(latency.as_millis() as u64, result.is_err());
     }
 
     pub fn record_tick(&self, i: usize, skipped: bool) {
@@ -394,6 +397,7 @@ impl AppState {
         }
         m.required_votes.set(decision.required as i64);
         m.last_decision.set(now_ms as f64 / 1000.0);
+        m.zig.decided(now_ms);
         m.consensus_reached
             .set(i64::from(decision.agreed.is_some()));
 
@@ -461,6 +465,7 @@ impl AppState {
         c.last_agreement = Some(Instant::now());
         c.last_agreement_ms = now_ms;
         m.last_agreement.set(now_ms as f64 / 1000.0);
+        m.zig.agreed(now_ms);
         let finalized = c.finalized;
         if let Some(served) = finalized {
             let justified = c.justified.map(|j| j.slot);

@@ -159,6 +159,28 @@ impl Browser {
         }
     }
 
+    /// Waits for event `method` of page `session`, buffered or to come.
+    pub fn wait_event(&mut self, session: &str, method: &str, within: Duration) -> Value {
+        let is = |v: &Value| v["method"] == method && v["sessionId"] == session;
+        if let Some(v) = self.events.iter().find(|v| is(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self.from.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "no {method} within {within:?}; chromium stderr:\n{}",
+                    self.stderr()
+                )
+            });
+            self.events.push(v.clone());
+            if is(&v) {
+                return v;
+            }
+        }
+    }
+
     /// Opens a tab on about:blank and returns its flat session id.
     pub fn new_page(&mut self) -> String {
         let target = self.call(None, "Target.createTarget", json!({ "url": "about:blank" }));

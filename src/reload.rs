@@ -150,7 +150,9 @@ fn rebuild(old: &AppState, config: Config) -> anyhow::Result<Arc<AppState>> {
     let client = crate::upstream::build_client(&config)
         .map_err(|e| anyhow::anyhow!("building the HTTP client: {e}"))?;
     let metrics = old.metrics.for_upstreams(&names);
-    let next = AppState::new(config, old.registry.clone(), metrics, client);
+    let mut next = AppState::new(config, old.registry.clone(), metrics, client);
+    // Still the same process: its uptime goes on.
+    next.started_ms = old.started_ms;
     next.adopt(old);
     Ok(Arc::new(next))
 }

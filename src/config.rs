@@ -628,8 +628,14 @@ fn read_upstreams_file(path: &Path) -> Result<(Vec<Upstream>, Vec<String>), Conf
     let file: UpstreamsFile = serde_json::from_str(&text).map_err(|e| {
         // serde quotes the offending value, which may be a credential; it
         // does not name the field, the text before the error does.
-        let near = key_before(&text, e.line(), e.column())
-            .map_or(String::new(), |k| format!(" (in \"{k}\")"));
+        let near = match e.classify() {
+            // A missing field is reported at the end of its object.
+            serde_json::error::Category::Data if !e.to_string().starts_with("missing field") => {
+                key_before(&text, e.line(), e.column())
+                    .map_or(String::new(), |k| format!(" (in \"{k}\")"))
+            }
+            _ => String::new(),
+        };
         err(
             &source,
             "upstreams",
@@ -723,9 +729,15 @@ fn validate_entries(
         let url = Url::parse(&e.url)
             .map_err(|pe| err(source, field("url"), format!("not a URL ({pe})")))?;
         if url.scheme() != "http" && url.scheme() != "https" {
-            // Not even the scheme is shown: a pasted `token:...` parses as
-            // a URL whose scheme is the token.
-            return Err(err(source, field("url"), "scheme is not http or https"));
+            // A pasted `token:...` parses as a URL whose scheme is the
+            // token: only a short word of letters is shown.
+            let scheme = url.scheme();
+            let reason = if scheme.len() <= 8 && scheme.chars().all(|c| c.is_ascii_alphabetic()) {
+                format!("scheme {scheme:?} is not http or https")
+            } else {
+                "scheme is not http or https".to_string()
+            };
+            return Err(err(source, field("url"), reason));
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(err(source, field("url"), "has no host"));

@@ -31,6 +31,16 @@ pub const MAX_MESSAGE: usize = 256;
 /// Longest field name (backtick-quoted) shown from a parser's message.
 const MAX_FIELD_NAME: usize = 32;
 
+/// What serde writes before a backtick-quoted piece of its input.
+const INPUT_BEFORE_BACKTICK: [&str; 6] = [
+    "unknown field ",
+    "unknown variant ",
+    "integer ",
+    "floating point ",
+    "character ",
+    "boolean ",
+];
+
 /// Shortest secret scrubbed. Shorter tokens (a path segment `v1`) would
 /// replace ordinary words; leanpoint never prints them itself either way.
 const MIN_SECRET: usize = 6;
@@ -115,11 +125,10 @@ pub fn quoted_values(msg: &str, keep: usize) -> String {
                 // serde names what it did not know first (`unknown field
                 // `x`, expected one of ...`): that name is input; the
                 // expected ones are the program's.
-                // Before "expected", a backtick quotes input (`unknown field
-                // `x``, `integer `5``); after it, the program's own names.
-                let input = out.ends_with("unknown field ")
-                    || out.ends_with("unknown variant ")
-                    || (keep == 0 && !out.contains("expected"));
+                // serde backticks input after these words (`unknown field
+                // `x``, `integer `5``); other names are the program's own
+                // (`missing field `url``, `expected one of `name``).
+                let input = INPUT_BEFORE_BACKTICK.iter().any(|w| out.ends_with(w));
                 if input {
                     out.push_str(&excerpt(&name, keep.min(MAX_FIELD_NAME)));
                 } else {

@@ -35,6 +35,9 @@ amtool check-config deploy/alertmanager/alertmanager.yml
 step "Kubernetes base: PrometheusRule = alerts/, kubectl kustomize, schema (kubernetes-validate)"
 scripts/check-k8s.sh
 
+step "network faults between namespaces (veth + nftables): loss, mid-body, after headers, black hole, partitions"
+scripts/netns-faults.sh
+
 step "dashboards and rules against a real Prometheus scraping a real leanpoint"
 scripts/prometheus-e2e.sh
 

@@ -3,9 +3,13 @@
 //!
 //! # Layout
 //!
-//! - `config`: flags, `LEANPOINT_*` env, upstreams.json; validation with exact errors.
+//! - `config`: flags, `LEANPOINT_*` env, upstreams.json; validation with exact errors;
+//!   `arg_sources`: where each flag value came from (default, env, command line).
 //! - `lean_api`: Lean API wire formats (fork choice JSON, checkpoint JSON, State SSZ).
-//! - `upstream`: the one bounded request path to an upstream; error kinds.
+//! - `lean_ssz`: the Lean consensus containers as SSZ types (decode, encode, hash tree root).
+//! - `verify`: proves a finalized (block, state) pair against the agreed checkpoint.
+//! - `upstream`: the one bounded request path to an upstream; error kinds;
+//!   `redirect`: the redirects it follows (same origin, at most 3).
 //! - `poller`: one task per upstream (at most one poll in flight), and the decider.
 //! - `consensus`: the pure agreement decision.
 //! - `state`: `AppState`, shared by every task, built once in [`build`].
@@ -19,15 +23,19 @@
 //! - `sim`: the simulated devnet with fault injection (`leanpoint sim`, `leanpoint demo`).
 //! - `convert`: lean-quickstart validator-config.yaml to upstreams.json.
 
+pub mod arg_sources;
 pub mod config;
 pub mod consensus;
 pub mod convert;
+pub mod history;
 pub mod http;
 pub mod lean_api;
+pub mod lean_ssz;
 pub mod logging;
 pub mod metrics;
 pub mod poller;
 pub mod process;
+pub mod redirect;
 pub mod shutdown;
 pub mod sim;
 pub mod sockdiag;
@@ -35,6 +43,7 @@ pub mod state;
 pub mod state_cache;
 pub mod tcp_sockets;
 pub mod upstream;
+pub mod verify;
 
 use std::sync::Arc;
 

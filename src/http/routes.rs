@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_http::compression::predicate::{Predicate, SizeAbove};
@@ -34,9 +34,11 @@ const HEALTHZ: &str = "/healthz";
 const LIVEZ: &str = "/livez";
 const READYZ: &str = "/readyz";
 const INDEX: &str = "/";
+const API_HISTORY: &str = "/api/history";
+const PAGE_SCRIPT: &str = "/status.js";
 
 /// Every route template, for the `route` label.
-const ROUTES: [&str; 10] = [
+const ROUTES: [&str; 12] = [
     paths::STATE_FINALIZED,
     paths::JUSTIFIED,
     paths::HEALTH,
@@ -47,6 +49,8 @@ const ROUTES: [&str; 10] = [
     LIVEZ,
     READYZ,
     INDEX,
+    API_HISTORY,
+    PAGE_SCRIPT,
 ];
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -63,12 +67,16 @@ pub fn router(state: AppRef) -> Router {
         .route(METRICS, get(metrics_text))
         .route(HEALTHZ, get(healthz))
         .route(LIVEZ, get(livez))
-        .route(READYZ, get(readyz));
+        .route(READYZ, get(readyz))
+        .route(API_HISTORY, get(super::status_page::history));
     app = match &state.config.static_dir {
         // ServeDir refuses `..` components, so nothing outside the
         // directory is reachable; `/` serves index.html.
         Some(dir) => app.fallback_service(ServeDir::new(dir)),
-        None => app.route(INDEX, get(index)).fallback(not_found),
+        None => app
+            .route(INDEX, get(super::status_page::index))
+            .route(PAGE_SCRIPT, get(super::status_page::script))
+            .fallback(not_found),
     };
     app.layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(
@@ -116,6 +124,7 @@ impl Predicate for Compressible {
         [
             "application/json",
             "text/html",
+            "text/javascript",
             "text/plain",
             "application/openmetrics-text",
         ]
@@ -129,6 +138,22 @@ fn unavailable(reason: impl Into<String>) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
+/// 503 as the Zig leanpoint sent it on the State route, a text line
+/// starting `stale` or `no_finalized_state` (what its scripts match), or
+/// JSON `{"error": ...}` for a client that asks for JSON.
+fn state_unavailable(headers: &HeaderMap, reason: String) -> Response {
+    let wants_json = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"));
+    if wants_json {
+        unavailable(reason)
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, reason + "\n")
+    }
+}
+
 fn text(code: StatusCode, body: String) -> Response {
     (code, [(header::CONTENT_TYPE, TEXT)], body).into_response()
 }
@@ -137,11 +162,11 @@ fn text(code: StatusCode, body: String) -> Response {
 /// `Bytes` for every client (no copy), only while agreement is fresh; with
 /// `If-None-Match` (304) and `Range` / `If-Range` (206, 416): see `range`.
 async fn state_finalized(State(state): State<AppRef>, headers: HeaderMap) -> Response {
-    if let Some(reason) = health::agreement_problem(&state) {
-        return unavailable(reason);
+    if let Some(reason) = health::stale_problem(&state) {
+        return state_unavailable(&headers, reason);
     }
     let Some(served) = state.served_state() else {
-        return unavailable(health::no_state_reason(&state));
+        return state_unavailable(&headers, health::no_finalized_state(&state));
     };
     super::range::serve(&headers, served.bytes.clone(), &served.etag)
 }
@@ -149,7 +174,7 @@ async fn state_finalized(State(state): State<AppRef>, headers: HeaderMap) -> Res
 /// `GET /lean/v0/checkpoints/justified`: the agreed justified checkpoint,
 /// in the Lean API's shape.
 async fn justified(State(state): State<AppRef>) -> Response {
-    if let Some(reason) = health::agreement_problem(&state) {
+    if let Some(reason) = health::stale_problem(&state) {
         return unavailable(reason);
     }
     match state.consensus().justified {
@@ -217,10 +242,6 @@ async fn livez(State(state): State<AppRef>) -> Response {
 
 async fn readyz(State(state): State<AppRef>) -> Response {
     probe(health::readyz(&state), "ready")
-}
-
-async fn index(State(state): State<AppRef>) -> Html<String> {
-    Html(super::status_page::render(&state))
 }
 
 async fn not_found() -> Response {

@@ -253,7 +253,7 @@ impl Secrets {
 }
 
 /// `%41` -> `A`; anything not a valid escape is kept as is.
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -33,7 +33,7 @@ async fn confine(State(root): State<PathBuf>, req: Request, next: Next) -> Respo
 /// True when `uri_path` names a file that resolves outside `root`. A path
 /// that does not resolve (no such file) is left to `ServeDir` (a 404).
 fn outside(root: &Path, uri_path: &str) -> bool {
-    let decoded = percent_decode(uri_path);
+    let decoded = crate::redact::percent_decode(uri_path);
     let mut p = root.to_path_buf();
     for part in decoded.split('/').filter(|s| !s.is_empty()) {
         p.push(part);
@@ -45,30 +45,6 @@ fn outside(root: &Path, uri_path: &str) -> bool {
         Ok(real) => !real.starts_with(root),
         Err(_) => false,
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "installing test dependencies (promtool, prometheus, amtool, docker-compose) if missing"
+step "installing test dependencies (promtool, prometheus, amtool, docker-compose, kubectl, nft, ip) if missing"
 scripts/install-deps.sh
 
 step "no file outside the docs refers to a shared/ directory beside the repo (it must test alone)"
@@ -37,6 +37,9 @@ step "compose stack on paper: docker-compose config, promtool check config, amto
 docker-compose -f docker-compose.yml config -q
 promtool check config --syntax-only deploy/prometheus/prometheus.yml
 amtool check-config deploy/alertmanager/alertmanager.yml
+
+step "Kubernetes base: PrometheusRule = alerts/, kubectl kustomize, schema (kubernetes-validate)"
+scripts/check-k8s.sh
 
 step "dashboards and rules against a real Prometheus scraping a real leanpoint"
 scripts/prometheus-e2e.sh

@@ -6,6 +6,8 @@
 //! - `config`: flags, `LEANPOINT_*` env, upstreams.json; validation with exact errors;
 //!   `arg_sources`: where each flag value came from (default, env, command line).
 //! - `lean_api`: Lean API wire formats (fork choice JSON, checkpoint JSON, State SSZ).
+//! - `lean_ssz`: the Lean consensus containers as SSZ types (decode, encode, hash tree root).
+//! - `verify`: proves a finalized (block, state) pair against the agreed checkpoint.
 //! - `upstream`: the one bounded request path to an upstream; error kinds;
 //!   `redirect`: the redirects it follows (same origin, at most 3).
 //! - `poller`: one task per upstream (at most one poll in flight), and the decider.
@@ -26,6 +28,7 @@ pub mod consensus;
 pub mod convert;
 pub mod http;
 pub mod lean_api;
+pub mod lean_ssz;
 pub mod logging;
 pub mod metrics;
 pub mod poller;
@@ -37,6 +40,7 @@ pub mod sockdiag;
 pub mod state;
 pub mod state_cache;
 pub mod upstream;
+pub mod verify;
 
 use std::sync::Arc;
 

@@ -327,10 +327,7 @@ impl Config {
         upstreams: impl FnOnce() -> Result<(Vec<Upstream>, String, Vec<String>), ConfigError>,
     ) -> Result<Config, ConfigError> {
         let src = &args.sources;
-        let fail = |id: &str, reason: String| {
-            let (origin, field) = src.name(id);
-            err(origin, field, reason)
-        };
+        let fail = |id: &str, reason: String| refuse(src, id, reason);
         let bind: IpAddr = args
             .bind
             .parse()
@@ -395,11 +392,16 @@ impl Config {
     }
 }
 
+/// The error for argument `id`, named as the user gave it.
+fn refuse(src: &Sources, id: &str, reason: impl Into<String>) -> ConfigError {
+    let (origin, field) = src.name(id);
+    err(origin, field, reason)
+}
+
 /// A duration flag in milliseconds that must be positive.
 fn nonzero(src: &Sources, id: &str, v: u64) -> Result<Duration, ConfigError> {
     if v == 0 {
-        let (origin, field) = src.name(id);
-        return Err(err(origin, field, "must be greater than 0"));
+        return Err(refuse(src, id, "must be greater than 0"));
     }
     Ok(Duration::from_millis(v))
 }
@@ -451,10 +453,9 @@ impl Timings {
             connect_given
         };
         if connect_ms > timeout_ms {
-            let (origin, field) = src.name("connect_timeout_ms");
-            return Err(err(
-                origin,
-                field,
+            return Err(refuse(
+                src,
+                "connect_timeout_ms",
                 format!(
                     "{connect_ms} ms exceeds {} {timeout_ms} ms (the connect deadline is part of the total)",
                     src.field("timeout_ms")
@@ -462,10 +463,9 @@ impl Timings {
             ));
         }
         if stale_ms < poll_ms {
-            let (origin, field) = src.name("stale_ms");
-            return Err(err(
-                origin,
-                field,
+            return Err(refuse(
+                src,
+                "stale_ms",
                 format!(
                     "{stale_ms} ms is shorter than {} {poll_ms} ms: every observation would be stale before the next poll",
                     src.field("poll_ms")

@@ -38,6 +38,18 @@ if git -C "$clone" grep -n '\.\./shared' -- ':!*.md'; then
 fi
 
 export CARGO_TARGET_DIR="${LEANPOINT_FRESH_TARGET:-$repo/target/fresh-clone}"
+# A new target directory starts from this checkout's compiled dependencies
+# (copies, not links: nothing built for the clone can touch them), so only
+# leanpoint itself is compiled again. Its own artifacts are left behind:
+# built from the clone's path, they are rebuilt from the clone's sources.
+seed="$repo/target/debug"
+if [ ! -d "$CARGO_TARGET_DIR/debug/deps" ] && [ -d "$seed/deps" ]; then
+    mkdir -p "$CARGO_TARGET_DIR/debug"
+    (cd "$seed" && find deps -maxdepth 1 -name 'lib*' ! -name 'libleanpoint*' -print0;
+        find .fingerprint build -mindepth 1 -maxdepth 1 ! -name 'leanpoint-*' -print0) |
+        tar -C "$seed" --null -T - -cf - | tar -C "$CARGO_TARGET_DIR/debug" -xf -
+    echo "fresh-clone: dependencies seeded from $seed" >&2
+fi
 cd "$clone"
 # Arguments, if any, replace the default ones (e.g. `--test migration`).
 if [ "$#" -eq 0 ]; then

@@ -5,7 +5,9 @@
 # compose file on paper (there is no Docker engine to run it); kubectl
 # (Debian's `kubernetes-client`) for `kubectl kustomize`, and python3-venv for
 # the pinned kubernetes-validate (scripts/check-k8s.sh); ip (iproute2) and nft
-# (nftables) for the network-namespace fault tests.
+# (nftables) for the network-namespace fault tests; Debian's chromium for the
+# status-page test in a real browser (driven over the DevTools protocol on a
+# pipe: no chromedriver, no npm).
 set -euo pipefail
 
 need=()
@@ -18,6 +20,7 @@ command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -15,7 +15,8 @@
 //! - `state`: `AppState`, shared by every task, built once in [`build`].
 //! - `state_cache`: downloads and holds the agreed finalized State.
 //! - `metrics`: every metric family; `process`: the procfs collector and fd limits;
-//!   `sockdiag`: this process's TCP socket states from netlink (inet_diag).
+//!   `tcp_sockets`: this process's TCP sockets by state (TCP_INFO on its own fds);
+//!   `sockdiag`: the same from netlink (inet_diag), a fallback.
 //! - `http`: the public listener (bounded connections) and its routes.
 //! - `shutdown`: the one shutdown signal.
 //! - `logging`: the tracing subscriber (service, demo, sim).
@@ -26,6 +27,7 @@ pub mod arg_sources;
 pub mod config;
 pub mod consensus;
 pub mod convert;
+pub mod history;
 pub mod http;
 pub mod lean_api;
 pub mod lean_ssz;
@@ -39,6 +41,7 @@ pub mod sim;
 pub mod sockdiag;
 pub mod state;
 pub mod state_cache;
+pub mod tcp_sockets;
 pub mod upstream;
 pub mod verify;
 

@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// Data older than this is stale: not counted for agreement, not served.
     #[arg(long, env = "LEANPOINT_STALE_MS", default_value_t = 30_000)]
     pub stale_ms: u64,
+    /// Slot duration of the devnet, milliseconds: with a State's genesis
+    /// time it bounds the finalized slot an upstream can possibly report.
+    #[arg(long, env = "LEANPOINT_SLOT_MS", default_value_t = 4_000)]
+    pub slot_ms: u64,
     /// Single-upstream mode: base URL of one lean node (used without --upstreams-config).
     #[arg(
         long,
@@ -189,6 +193,8 @@ pub struct Config {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub stale: Duration,
+    /// Slot duration (bounds possible finalized slots).
+    pub slot: Duration,
     pub static_dir: Option<PathBuf>,
     pub max_body_bytes: u64,
     pub max_state_bytes: u64,
@@ -312,6 +318,7 @@ impl Config {
         let timeout = ms(args.timeout_ms, "--timeout-ms")?;
         let connect_timeout = ms(args.connect_timeout_ms, "--connect-timeout-ms")?;
         let stale = ms(args.stale_ms, "--stale-ms")?;
+        let slot = ms(args.slot_ms, "--slot-ms")?;
         let header_timeout = ms(args.header_timeout_ms, "--header-timeout-ms")?;
         if connect_timeout > timeout {
             return Err(err(
@@ -380,6 +387,7 @@ impl Config {
             timeout,
             connect_timeout,
             stale,
+            slot,
             static_dir: args.static_dir.clone(),
             max_body_bytes: args.max_body_bytes,
             max_state_bytes: args.max_state_bytes,

@@ -20,6 +20,7 @@
 //! - `sim`: the simulated devnet with fault injection (`leanpoint sim`, `leanpoint demo`).
 //! - `convert`: lean-quickstart validator-config.yaml to upstreams.json.
 
+pub mod ancestry;
 pub mod config;
 pub mod consensus;
 pub mod convert;

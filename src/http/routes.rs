@@ -36,8 +36,9 @@ const READYZ: &str = "/readyz";
 const INDEX: &str = "/";
 
 /// Every route template, for the `route` label.
-const ROUTES: [&str; 10] = [
+const ROUTES: [&str; 11] = [
     paths::STATE_FINALIZED,
+    paths::BLOCK_FINALIZED,
     paths::JUSTIFIED,
     paths::HEALTH,
     STATUS,
@@ -57,6 +58,7 @@ const OCTET_STREAM: &str = "application/octet-stream";
 pub fn router(state: AppRef) -> Router {
     let mut app = Router::new()
         .route(paths::STATE_FINALIZED, get(state_finalized))
+        .route(paths::BLOCK_FINALIZED, get(block_finalized))
         .route(paths::JUSTIFIED, get(justified))
         .route(paths::HEALTH, get(lean_health))
         .route(STATUS, get(status))
@@ -143,16 +145,40 @@ async fn state_finalized(State(state): State<AppRef>, headers: HeaderMap) -> Res
     let Some(served) = state.served_state() else {
         return unavailable(health::no_state_reason(&state));
     };
-    let etag = HeaderValue::from_str(&served.etag).ok();
-    let length = HeaderValue::from(served.bytes.len());
+    ssz(&served.etag, served.bytes.clone(), &headers)
+}
+
+/// `GET/HEAD /lean/v0/blocks/finalized`: the SignedBlock of the served pair
+/// (checkpoint-sync clients fetch it before the State), under the same rules.
+/// None is served beside a State served by slot alone: there is no verified
+/// block to give.
+async fn block_finalized(State(state): State<AppRef>, headers: HeaderMap) -> Response {
+    if let Some(reason) = health::agreement_problem(&state) {
+        return unavailable(reason);
+    }
+    let Some(served) = state.served_state() else {
+        return unavailable(health::no_state_reason(&state));
+    };
+    let Some(block) = served.block.clone() else {
+        return unavailable(
+            "no verified finalized block: the State is served by slot alone (legacy upstreams)",
+        );
+    };
+    ssz(&served.etag, block, &headers)
+}
+
+/// The exact canonical bytes, with ETag, If-None-Match and Content-Length.
+fn ssz(etag_text: &str, bytes: bytes::Bytes, headers: &HeaderMap) -> Response {
+    let etag = HeaderValue::from_str(etag_text).ok();
+    let length = HeaderValue::from(bytes.len());
     if let Some(tag) = &etag {
-        if if_none_match(&headers, &served.etag) {
+        if if_none_match(headers, etag_text) {
             let mut r = StatusCode::NOT_MODIFIED.into_response();
             r.headers_mut().insert(header::ETAG, tag.clone());
             return r;
         }
     }
-    let mut r = Response::new(Body::from(served.bytes.clone()));
+    let mut r = Response::new(Body::from(bytes));
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
     h.insert(header::CONTENT_LENGTH, length);

@@ -78,14 +78,27 @@ fn summary(html: &mut String, s: &Status) {
         html,
         "<table><tr><th>finalized</th><td>slot {}</td><td><code>{}</code></td></tr>\
          <tr><th>justified</th><td>slot {}</td><td><code>{}</code></td></tr>\
-         <tr><th>served State</th><td>slot {}</td><td>{} bytes</td></tr></table>",
+         <tr><th>served State</th><td>slot {}</td><td>{} bytes</td></tr>\
+         <tr><th>served block root</th><td>{} bytes</td><td><code>{}</code></td></tr>\
+         <tr><th>served state root</th><td>{}</td><td><code>{}</code></td></tr></table>",
         s.finalized_slot,
         opt(s.finalized_root.as_deref()),
         s.justified_slot,
         opt(s.justified_root.as_deref()),
         opt(s.served_state_slot),
-        s.served_state_bytes
+        s.served_state_bytes,
+        s.served_block_bytes,
+        opt(s.served_block_root.as_deref()),
+        if s.served_pair_verified {
+            "verified"
+        } else {
+            "unverified"
+        },
+        opt(s.served_state_root.as_deref()),
     );
+    if s.served_contradicted {
+        html.push_str("<p class=\"bad\">The served checkpoint is contradicted by a majority of upstreams.</p>");
+    }
 }
 
 fn upstream_table(html: &mut String, rows: &[UpstreamEntry]) {
@@ -96,8 +109,8 @@ fn upstream_table(html: &mut String, rows: &[UpstreamEntry]) {
     );
     for u in rows {
         let class = match u.standing {
-            "agreeing" => "ok",
-            "disagreeing" => "warn",
+            "agreeing" | "ahead" => "ok",
+            "behind" | "unknown" => "warn",
             _ => "bad",
         };
         let error = match (&u.last_error_kind, &u.last_error) {

@@ -77,6 +77,8 @@ fn twelve_of_sixteen_upstreams_failing_like_the_incident() {
             "4",
             "--stale-ms",
             "3000",
+            "--slot-ms",
+            "1000",
         ],
         Some(NOFILE),
     );
@@ -139,7 +141,7 @@ fn sample(lp: &mut Leanpoint, names: &[String], seen: &mut Seen) -> Vec<f64> {
         seen.fds_warm
     );
     seen.fds_max = seen.fds_max.max(fds);
-    if seen.samples.is_multiple_of(5) {
+    if seen.samples % 5 == 0 {
         check_no_agreement(lp);
     }
     seen.samples += 1;

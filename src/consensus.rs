@@ -74,6 +74,9 @@ pub struct Context<'a> {
     pub chain: &'a dyn Fn(u64) -> Option<Root>,
     /// Finalized slots above this are past the chain's current slot: impossible.
     pub max_slot: u64,
+    /// Genesis time of the served (verified) State: an upstream whose own
+    /// State has another one is on another chain.
+    pub genesis_time: Option<u64>,
 }
 
 impl Context<'_> {
@@ -83,6 +86,7 @@ impl Context<'_> {
             served: None,
             chain: &|_| None,
             max_slot: u64::MAX,
+            genesis_time: None,
         }
     }
 }
@@ -275,6 +279,7 @@ fn support(
     let mut pending: Vec<(usize, &Vote)> = Vec::new();
     for &(i, v) in fresh {
         let rel = match root {
+            _ if other_genesis(ctx, v) => Relation::Conflicting,
             // Slot-only candidate: the fallback rule, by slot alone.
             None if v.finalized_slot == slot && v.finalized_root.is_none() => Relation::Exact,
             None if v.finalized_slot > slot => Relation::Past,
@@ -333,6 +338,11 @@ fn served_chain_at(ctx: &Context, s: u64, slot: u64, root: Root) -> Option<Root>
     } else {
         None
     }
+}
+
+/// Its own State names another genesis time than the served one.
+fn other_genesis(ctx: &Context, v: &Vote) -> bool {
+    matches!((ctx.genesis_time, v.evidence.genesis_time), (Some(a), Some(b)) if a != b)
 }
 
 /// A candidate that meets the rule.
@@ -413,6 +423,8 @@ fn standings(
             Standing::Agreeing
         } else if mask[i] {
             Standing::Ahead
+        } else if other_genesis(ctx, v) {
+            Standing::Conflicting
         } else if let Some(r) = root {
             let rel = own_relation(
                 (v.finalized_slot, v.finalized_root),
@@ -808,6 +820,7 @@ mod tests {
             served: Some((9, Some(b(1, 9)))),
             chain: &history,
             max_slot: u64::MAX,
+            genesis_time: None,
         };
         let votes = vec![bare(1, 9), bare(1, 9), bare(1, 5), bare(2, 5)];
         let d = decide_with(&votes, ConfiguredMajority, &ctx);
@@ -816,11 +829,34 @@ mod tests {
     }
 
     #[test]
+    fn another_genesis_is_conflicting() {
+        let ctx = Context {
+            served: Some((9, Some(b(1, 9)))),
+            chain: &|_| None,
+            max_slot: u64::MAX,
+            genesis_time: Some(100),
+        };
+        let mut other = on(1, 12, 12, &[9]).expect("vote");
+        other.evidence = Arc::new(Evidence {
+            genesis_time: Some(5),
+            ..(*other.evidence).clone()
+        });
+        let d = decide_with(
+            &[bare(1, 9), bare(1, 9), Some(other)],
+            ConfiguredMajority,
+            &ctx,
+        );
+        assert_eq!(d.agreed.map(|a| a.supporters), Some(vec![0, 1]));
+        assert_eq!(d.standings[2], Standing::Conflicting);
+    }
+
+    #[test]
     fn an_impossible_slot_never_counts() {
         let ctx = Context {
             served: None,
             chain: &|_| None,
             max_slot: 1000,
+            genesis_time: None,
         };
         for rule in [ConfiguredMajority, RespondingMajority, Count(1)] {
             let votes = vec![bare(7, 1_000_000_000), None, None];
@@ -846,6 +882,7 @@ mod tests {
             served: Some((9, Some(b(2, 9)))),
             chain: &|_| None,
             max_slot: u64::MAX,
+            genesis_time: None,
         };
         let d = decide_with(
             &[bare(1, 9), bare(1, 9), bare(2, 9)],
@@ -925,6 +962,7 @@ mod tests {
             served: Some((17, Some(b(1, 17)))),
             chain: &|_| None,
             max_slot: u64::MAX,
+            genesis_time: None,
         };
         let a = decide_with(&votes, ConfiguredMajority, &served)
             .agreed

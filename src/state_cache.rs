@@ -62,8 +62,10 @@ async fn fetch_until_done(
     target_rx: &mut tokio::sync::watch::Receiver<Option<StateTarget>>,
 ) {
     let mut pause = RETRY_AFTER;
+    // Kept over rounds: a block-less upstream's State is downloaded once per
+    // target, not once per round.
+    let mut spare = Spare::default();
     loop {
-        let mut spare = Spare::default();
         for i in sources(state, target) {
             if target_rx.has_changed().unwrap_or(true) {
                 return;
@@ -123,12 +125,14 @@ async fn try_one(state: &AppState, target: StateTarget, i: usize, spare: &mut Sp
                 Err(e) if is_not_found(&e) && spare.block.is_some() => spare.block.clone(),
                 Err(e) if is_not_found(&e) => {
                     // Its State may still be proven by another source's block.
-                    let deadline =
-                        Instant::now() + download_budget(state.config.timeout, state.config.stale);
-                    state.metrics.state_fetches.inc();
-                    match requester.fetch_state(cap, deadline).await {
-                        Ok((bytes, _)) => spare.state = Some((bytes, i)),
-                        Err(e) => refuse(state, i, "fetch_failed", e.to_string()),
+                    if spare.state.is_none() {
+                        let deadline = Instant::now()
+                            + download_budget(state.config.timeout, state.config.stale);
+                        state.metrics.state_fetches.inc();
+                        match requester.fetch_state(cap, deadline).await {
+                            Ok((bytes, _)) => spare.state = Some((bytes, i)),
+                            Err(e) => refuse(state, i, "fetch_failed", e.to_string()),
+                        }
                     }
                     refuse(state, i, "block_unavailable", "serves no /lean/v0/blocks/finalized (404); its State is served only with a block from another source".into());
                     return false;

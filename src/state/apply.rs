@@ -27,6 +27,7 @@ impl AppState {
             served: finalized.map(|f| (f.slot, f.root)),
             chain: &chain,
             max_slot: self.max_possible_slot(served.as_ref().map(|p| p.genesis_time)),
+            genesis_time: served.as_ref().map(|p| p.genesis_time),
         };
         crate::consensus::decide_with(votes, self.config.agreement, &ctx)
     }

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::ancestry::Evidence;
 use crate::config::{Config, Upstream};
 use crate::consensus::Vote;
+use crate::history::{History, PollOutcome};
 use crate::lean_api::{Checkpoint, Root};
 use crate::metrics::{Metrics, StateLabels, UpstreamState};
 use crate::upstream::{ErrorKind, Observation, Source, UpstreamError};
@@ -42,6 +43,7 @@ pub struct UpstreamView {
     pub last_success_ms: Option<u64>,
     pub last_attempt_ms: Option<u64>,
     pub last_latency_ms: Option<u64>,
+    pub last_latency_us: Option<u64>,
     pub healthy: bool,
     pub consecutive_errors: u64,
     pub error_count: u64,
@@ -77,6 +79,7 @@ impl Default for UpstreamView {
             last_success_ms: None,
             last_attempt_ms: None,
             last_latency_ms: None,
+            last_latency_us: None,
             healthy: false,
             consecutive_errors: 0,
             error_count: 0,
@@ -193,6 +196,8 @@ pub struct AppState {
     pub started_ms: u64,
     /// Supporters of the agreed checkpoint, in preference order, for the cache.
     pub(crate) supporters: Mutex<Vec<usize>>,
+    /// What the status page draws: bounded, written by the hooks below.
+    pub history: History,
 }
 
 impl std::fmt::Debug for AppState {
@@ -227,6 +232,7 @@ impl AppState {
             })
             .collect();
         let failing = config.upstreams.len();
+        let history = History::new(failing);
         metrics
             .upstreams_by_state
             .get_or_create(&StateLabels {
@@ -248,6 +254,7 @@ impl AppState {
             state_target: watch::channel(None).0,
             started_ms: unix_ms(),
             supporters: Mutex::new(Vec::new()),
+            history,
         }
     }
 
@@ -286,6 +293,9 @@ impl AppState {
         let mut v = lock(&slot.view);
         v.last_attempt_ms = Some(now_ms);
         v.last_latency_ms = Some(latency.as_millis() as u64);
+        v.last_latency_us = Some(latency.as_micros() as u64);
+        self.history
+            .record_poll(i, now_ms, PollOutcome::of(result, latency));
         match result {
             Ok(obs) => {
                 let mut ev = (*v.evidence).clone();
@@ -331,6 +341,9 @@ impl AppState {
             }
         }
         um.consecutive_errors.set(v.consecutive_errors as i64);
+        self.metrics
+            .zig
+            .poll_finished(latency.as_millis() as u64, result.is_err());
     }
 
     pub fn record_tick(&self, i: usize, skipped: bool) {

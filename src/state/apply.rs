@@ -51,6 +51,7 @@ impl AppState {
         let m = &self.metrics;
         m.required_votes.set(decision.required as i64);
         m.last_decision.set(now_ms as f64 / 1000.0);
+        m.zig.decided(now_ms);
         m.consensus_reached
             .set(i64::from(decision.agreed.is_some()));
         m.pair
@@ -146,7 +147,14 @@ impl AppState {
         c.last_agreement = Some(Instant::now());
         c.last_agreement_ms = now_ms;
         m.last_agreement.set(now_ms as f64 / 1000.0);
+        m.zig.agreed(now_ms);
         let finalized = c.finalized;
+        if let Some(served) = finalized {
+            let justified = c.justified.map(|j| j.slot);
+            let n = agreed.supporters.len();
+            self.history
+                .record_agreement(now_ms, served, justified, n, decision.required);
+        }
         drop(c);
 
         *lock(&self.supporters) = agreed.supporters.clone();

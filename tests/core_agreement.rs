@@ -153,7 +153,18 @@ async fn assert_never_served(lp: &Leanpoint, responding: usize) -> Value {
         assert_eq!(last_status["agreement"], false, "{last_status}");
         let state = lp.get(STATE).await;
         assert_eq!(state.status, 503, "State served without agreement");
-        let _: Value = state.json(); // the 503 says why, as JSON
+        // The 503 says why: Zig's words in plain text, JSON when asked for.
+        let why = state.text();
+        assert!(
+            why.starts_with("stale") || why.starts_with("no_finalized_state"),
+            "State 503 body: {why:?}"
+        );
+        let state = lp
+            .try_get(STATE, &[("accept", "application/json")])
+            .await
+            .expect("GET State as JSON");
+        assert_eq!(state.status, 503, "State served without agreement");
+        let _: Value = state.json();
         let health = lp.get("/healthz").await;
         assert_eq!(
             health.status,

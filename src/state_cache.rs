@@ -24,14 +24,24 @@ use crate::lean_api::Root;
 use crate::shutdown::Shutdown;
 use crate::state::{lock, unix_ms, AppState, ServedState, StateTarget};
 use crate::upstream::is_not_found;
-use crate::verify::verify_pair;
+use crate::verify::{verify_pair, VerifiedPair, VerifyError};
 
 /// Pause after the first round over all sources that gave no usable pair;
 /// doubled after each further round, up to the poll interval.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Proven pairs of checkpoints newer than the agreed one, kept for when the
+/// agreement reaches them: with polls spread over an interval, an upstream
+/// reporting the agreed checkpoint has often finalized the next by the
+/// time its pair is downloaded.
+const PENDING_PAIRS: usize = 4;
+
+/// A proven pair of a newer checkpoint and the upstream that sent it.
+type Pending = Vec<(VerifiedPair, usize)>;
+
 pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
     let mut target_rx = state.state_target.subscribe();
+    let mut pending: Pending = Vec::new();
     loop {
         let target = *target_rx.borrow_and_update();
         if let Some(target) = target {
@@ -40,10 +50,10 @@ pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
                 s.slot == target.finalized.slot
                     && (target.finalized.root.is_none() || s.root == target.finalized.root)
             });
-            if !have {
+            if !have && !install_pending(&state, target, &mut pending) {
                 tokio::select! {
                     _ = shutdown.wait() => return,
-                    _ = fetch_until_done(&state, target, &mut target_rx) => {}
+                    _ = fetch_until_done(&state, target, &mut target_rx, &mut pending) => {}
                 }
             }
         }
@@ -60,6 +70,7 @@ async fn fetch_until_done(
     state: &AppState,
     target: StateTarget,
     target_rx: &mut tokio::sync::watch::Receiver<Option<StateTarget>>,
+    pending: &mut Pending,
 ) {
     let mut pause = RETRY_AFTER;
     // Kept over rounds: a block-less upstream's State is downloaded once per
@@ -70,7 +81,7 @@ async fn fetch_until_done(
             if target_rx.has_changed().unwrap_or(true) {
                 return;
             }
-            if try_one(state, target, i, &mut spare).await {
+            if try_one(state, target, i, &mut spare, pending).await {
                 return;
             }
         }
@@ -110,7 +121,13 @@ struct Spare {
 }
 
 /// Downloads from upstream `i` and installs a pair if it is proven.
-async fn try_one(state: &AppState, target: StateTarget, i: usize, spare: &mut Spare) -> bool {
+async fn try_one(
+    state: &AppState,
+    target: StateTarget,
+    i: usize,
+    spare: &mut Spare,
+    pending: &mut Pending,
+) -> bool {
     let upstream = &state.upstreams[i].config;
     // One request in flight per upstream: wait for its poll to end.
     let _turn = state.upstreams[i].turn.lock().await;
@@ -194,8 +211,14 @@ async fn try_one(state: &AppState, target: StateTarget, i: usize, spare: &mut Sp
         install(state, i, target, bytes, None, None, etag);
         return true;
     };
-    let pair = match verify_pair(target.finalized.slot, root, block.clone(), bytes) {
+    let pair = match verify_pair(target.finalized.slot, root, block.clone(), bytes.clone()) {
         Ok(p) => p,
+        Err(VerifyError::BlockRootMismatch { .. })
+            if keep_newer(target, &block, bytes, i, pending) =>
+        {
+            refuse(state, i, "moved_on", "its finalized checkpoint moved past the agreed one; its proven pair is kept for when the agreement reaches it".into());
+            return false;
+        }
         Err(e) => {
             if e.kind().starts_with("state")
                 || matches!(e.kind(), "header_mismatch" | "validators_invalid")
@@ -211,6 +234,62 @@ async fn try_one(state: &AppState, target: StateTarget, i: usize, spare: &mut Sp
         return false;
     }
     tracing::info!(upstream = %upstream.name, slot = pair.slot, block_root = %pair.block_root, state_root = %pair.state_root, state_bytes = pair.state.len(), block_bytes = pair.block.len(), "verified finalized pair cached");
+    let etag = format!("\"{root}\"");
+    install(
+        state,
+        i,
+        target,
+        pair.state,
+        Some(pair.block),
+        Some(pair.state_root),
+        etag,
+    );
+    true
+}
+
+/// Keeps the pair of a newer checkpoint if it proves itself (its block's own
+/// slot and root, then `verify_pair` against them).
+fn keep_newer(
+    target: StateTarget,
+    block: &Bytes,
+    state_bytes: Bytes,
+    i: usize,
+    pending: &mut Pending,
+) -> bool {
+    let Ok(signed) = crate::lean_ssz::decode_signed_block(block) else {
+        return false;
+    };
+    let (slot, root) = (signed.block.slot, crate::lean_ssz::htr(&signed.block));
+    if slot <= target.finalized.slot {
+        return false;
+    }
+    let Ok(pair) = verify_pair(slot, root, block.clone(), state_bytes) else {
+        return false;
+    };
+    pending.retain(|(p, _)| p.block_root != root);
+    pending.push((pair, i));
+    pending.sort_by_key(|(p, _)| std::cmp::Reverse(p.slot));
+    pending.truncate(PENDING_PAIRS);
+    true
+}
+
+/// Installs a kept pair if it is the agreed checkpoint's.
+fn install_pending(state: &AppState, target: StateTarget, pending: &mut Pending) -> bool {
+    pending.retain(|(p, _)| p.slot >= target.finalized.slot);
+    let Some(root) = target.finalized.root else {
+        return false;
+    };
+    let Some(pos) = pending
+        .iter()
+        .position(|(p, _)| p.slot == target.finalized.slot && p.block_root == root)
+    else {
+        return false;
+    };
+    let (pair, i) = pending.swap_remove(pos);
+    if descends_from_served(state, &pair.state, pair.slot).is_err() {
+        return false;
+    }
+    tracing::info!(upstream = %state.upstreams[i].config.name, slot = pair.slot, block_root = %pair.block_root, "verified finalized pair cached (downloaded ahead of the agreement)");
     let etag = format!("\"{root}\"");
     install(
         state,

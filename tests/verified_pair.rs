@@ -321,8 +321,16 @@ async fn a_hostile_slot_answered_first_does_not_lock_leanpoint_in() {
     assert_nothing_served(&lp, 5).await;
     fakes[1].set_mode(Mode::Fixture("advanced"));
     fakes[2].set_mode(Mode::Fixture("advanced"));
+    // A poll that straddles the switch may see a 503 fork_choice and then
+    // the State: one slot-only vote, briefly. The verified pair follows.
     let (slot, root) = fixture_finalized("advanced");
-    let status = wait_pair(&lp, slot).await;
+    let status = lp
+        .wait_json("/status", "the verified advanced pair", WAIT, |s| {
+            s["finalized_slot"] == slot
+                && s["served_block_root"] == root.as_str()
+                && s["served_pair_verified"] == true
+        })
+        .await;
     assert_eq!(status["finalized_root"], root, "{status}");
     assert_eq!(
         &lp.get(STATE).await.body[..],

@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// Data older than this is stale: not counted for agreement, not served (unset: max(30000, 2 × poll + timeout)).
     #[arg(long, env = "LEANPOINT_STALE_MS", default_value_t = DEFAULT_STALE_MS)]
     pub stale_ms: u64,
+    /// Slot duration of the devnet, milliseconds: with a State's genesis
+    /// time it bounds the finalized slot an upstream can possibly report.
+    #[arg(long, env = "LEANPOINT_SLOT_MS", default_value_t = 4_000)]
+    pub slot_ms: u64,
     /// Single-upstream mode: base URL of one lean node (used without --upstreams-config).
     #[arg(
         long,
@@ -203,6 +207,8 @@ pub struct Config {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub stale: Duration,
+    /// Slot duration (bounds possible finalized slots).
+    pub slot: Duration,
     pub static_dir: Option<PathBuf>,
     pub max_body_bytes: u64,
     pub max_state_bytes: u64,
@@ -334,6 +340,7 @@ impl Config {
             .map_err(|_| fail("bind", format!("{:?} is not an IP address", args.bind)))?;
         let t = Timings::resolve(args)?;
         let header_timeout = nonzero(src, "header_timeout_ms", args.header_timeout_ms)?;
+        let slot = nonzero(src, "slot_ms", args.slot_ms)?;
         if args.max_body_bytes < 1024 {
             return Err(fail("max_body_bytes", "must be at least 1024".into()));
         }
@@ -378,6 +385,7 @@ impl Config {
             timeout: t.timeout,
             connect_timeout: t.connect,
             stale: t.stale,
+            slot,
             static_dir: args.static_dir.clone(),
             max_body_bytes: args.max_body_bytes,
             max_state_bytes: args.max_state_bytes,

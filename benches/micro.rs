@@ -1,5 +1,6 @@
 //! Micro-benchmarks of leanpoint's hot pure functions: fork-choice parsing,
-//! State validation, the agreement decision and /metrics encoding.
+//! State validation, pair verification (SSZ decoding and hash tree roots),
+//! the agreement decision and /metrics encoding.
 //!
 //! A hand-written timing loop (warm-up, calibrated iterations per sample,
 //! median of several samples, `black_box`) instead of criterion: criterion's
@@ -19,9 +20,11 @@ use clap::Parser;
 use leanpoint::config::{AgreementRule, Cli, Config};
 use leanpoint::consensus::{self, Vote};
 use leanpoint::lean_api::{self, Checkpoint, Root};
+use leanpoint::lean_ssz;
 use leanpoint::metrics::{self, Metrics};
 use leanpoint::state::AppState;
 use leanpoint::upstream::{Endpoint, ErrorKind, Observation, Source};
+use leanpoint::verify;
 use prometheus_client::registry::Registry;
 
 /// One measured case.
@@ -160,6 +163,55 @@ fn synthetic_fork_choice(nodes: u64) -> Vec<u8> {
     serde_json::to_vec(&body).expect("serialising a JSON value")
 }
 
+/// A finalized pair that verifies: the block at `slot` commits to the
+/// State's root and the State holds the block's header.
+fn synthetic_pair(slot: u64, validators: u64) -> (Root, bytes::Bytes, bytes::Bytes) {
+    use lean_ssz::{Block, BlockBody, Config, SignedBlock, SszBitlist, SszList, State, Validator};
+    let cp = |s: u64| lean_ssz::Checkpoint {
+        root: root_of(s).0,
+        slot: s,
+    };
+    let validators: Vec<Validator> = (0..validators)
+        .map(|index| Validator {
+            attestation_public_key: [0x11; 52],
+            proposal_public_key: [0x22; 52],
+            index,
+        })
+        .collect();
+    let mut block = Block {
+        slot,
+        proposer_index: slot % validators.len() as u64,
+        parent_root: root_of(slot - 1).0,
+        state_root: [0; 32],
+        body: BlockBody::default(),
+    };
+    let state = State {
+        config: Config { genesis_time: 0 },
+        slot,
+        latest_block_header: block.header([0; 32]),
+        latest_justified: cp(slot - 2),
+        latest_finalized: cp(slot - 3),
+        historical_block_hashes: SszList::try_from(
+            (0..slot).map(|s| root_of(s).0).collect::<Vec<_>>(),
+        )
+        .expect("within the history limit"),
+        justified_slots: SszBitlist::with_length(2).expect("2 bits"),
+        validators: SszList::try_from(validators).expect("within the registry limit"),
+        justifications_roots: SszList::new(),
+        justifications_validators: SszBitlist::new(),
+    };
+    block.state_root = lean_ssz::htr(&state).0;
+    let signed = SignedBlock {
+        block,
+        proof: Default::default(),
+    };
+    (
+        lean_ssz::htr(&signed.block),
+        lean_ssz::encode(&signed).into(),
+        lean_ssz::encode(&state).into(),
+    )
+}
+
 /// A structurally valid State at `slot` with `validators` validators (the
 /// layout of the fixtures' README): what a long-running devnet serves.
 fn synthetic_state(slot: u64, validators: u64) -> Vec<u8> {
@@ -212,6 +264,12 @@ fn votes(n: usize, fallback_every: usize, lagging_every: usize) -> Vec<Option<Vo
                 justified: Some(Checkpoint {
                     slot: slot + 1,
                     root: root_of(slot + 1),
+                }),
+                // A healthy node's fork-choice tree: its finalized block and a
+                // few descendants, one chain.
+                evidence: std::sync::Arc::new(leanpoint::ancestry::Evidence {
+                    tree: (slot..=slot + 4).map(|s| (s, root_of(s))).collect(),
+                    ..Default::default()
                 }),
             })
         })
@@ -267,9 +325,10 @@ fn polled_state(n: usize) -> std::sync::Arc<AppState> {
         }),
         finalized_slot: 100,
         finalized_root: Some(root_of(100)),
+        tree: (100..=103).map(|s| (s, root_of(s))).collect(),
     };
     for i in 0..n {
-        state.record_poll(i, &Ok(obs), Duration::from_millis(1));
+        state.record_poll(i, &Ok(obs.clone()), Duration::from_millis(1));
     }
     state
 }
@@ -307,13 +366,30 @@ fn main() {
     r.case("validate_state", "fixture advanced (966 B)", || {
         lean_api::validate_state(black_box(&st)).expect("fixture validates")
     });
-    let st_big = synthetic_state(50_000, 20_000);
+    let st_big = synthetic_state(100_000, 4_096);
     let label = format!(
-        "synthetic slot 50000, 20000 validators ({:.1} MiB)",
+        "synthetic slot 100000, 4096 validators ({:.1} MiB)",
         st_big.len() as f64 / 1048576.0
     );
     r.case("validate_state", &label, || {
         lean_api::validate_state(black_box(&st_big)).expect("synthetic validates")
+    });
+
+    // The registry limit and a long-running devnet: 200000 slots of history.
+    let (root, block, state) = synthetic_pair(200_000, 4_096);
+    let label = format!(
+        "slot 200000, 4096 validators ({:.1} MiB state)",
+        state.len() as f64 / 1048576.0
+    );
+    r.case("verify_pair", &label, || {
+        verify::verify_pair(200_000, root, block.clone(), state.clone()).expect("pair verifies")
+    });
+    r.case("lean_ssz::decode_state", &label, || {
+        lean_ssz::decode_state(black_box(&state)).expect("decodes")
+    });
+    let decoded = lean_ssz::decode_state(&state).expect("decodes");
+    r.case("lean_ssz::htr(state)", &label, || {
+        lean_ssz::htr(black_box(&decoded))
     });
 
     let agree = votes(1000, usize::MAX, usize::MAX);
@@ -333,7 +409,7 @@ fn main() {
         "1000 upstreams: fresh_votes + decide + apply",
         || {
             let votes = polled.fresh_votes();
-            let d = consensus::decide(&votes, AgreementRule::ConfiguredMajority);
+            let d = polled.decide(&votes);
             polled.apply(&d, &votes);
             d.agreed.is_some()
         },

@@ -88,7 +88,7 @@ impl PollOutcome {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Agreement {
     checkpoints: VecDeque<CheckpointEntry>,
     agreed: VecDeque<AgreedSample>,
@@ -115,6 +115,25 @@ fn push<T>(ring: &mut VecDeque<T>, cap: usize, v: T) {
 }
 
 impl History {
+    /// Takes over `prev`'s timeline when a reload builds a new state: the
+    /// sequence, the agreed checkpoints and samples, and the recent polls of
+    /// every upstream kept (`index` maps its old position to its new one).
+    /// Without it a SIGHUP would blank the page's history.
+    pub fn adopt(&self, prev: &History, index: impl Fn(usize) -> Option<usize>) {
+        self.seq
+            .store(prev.seq.load(Ordering::Relaxed), Ordering::Relaxed);
+        *lock(&self.agreement) = lock(&prev.agreement).clone();
+        for (i, old) in prev.upstreams.iter().enumerate() {
+            let Some(ring) = index(i).and_then(|j| self.upstreams.get(j)) else {
+                continue;
+            };
+            let mut ring = lock(ring);
+            for sample in lock(old).iter() {
+                push(&mut ring, self.samples_per_upstream, *sample);
+            }
+        }
+    }
+
     pub fn new(upstreams: usize) -> History {
         let per = (SAMPLE_BUDGET / upstreams.max(1)).clamp(SAMPLES_MIN, SAMPLES_MAX);
         History {

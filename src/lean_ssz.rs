@@ -17,7 +17,8 @@ use std::fmt;
 use libssz::{SszDecode, SszEncode};
 use libssz_derive::{HashTreeRoot, SszDecode, SszEncode};
 use libssz_merkle::{HashTreeRoot, Sha2Hasher};
-use libssz_types::{SszBitlist, SszList};
+/// The list types of the containers, for code that builds them.
+pub use libssz_types::{SszBitlist, SszList};
 
 use crate::lean_api::{Root, STATE_FIXED_LEN};
 

@@ -76,26 +76,12 @@ impl Phase {
     }
 }
 
-/// How an upstream stands relative to the current decision.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum UpstreamState {
-    /// Fresh observation that votes for the agreed checkpoint.
-    Agreeing,
-    /// Fresh observation of another checkpoint (lagging, forked, or no agreement at all).
-    Disagreeing,
-    /// No fresh observation: the last polls failed.
-    Failing,
-}
+/// How an upstream stands to the agreed checkpoint (the pure rule lives in
+/// `consensus`); the `state` label of `leanpoint_consensus_upstreams`.
+pub use crate::consensus::Standing as UpstreamState;
 
-impl UpstreamState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpstreamState::Agreeing => "agreeing",
-            UpstreamState::Disagreeing => "disagreeing",
-            UpstreamState::Failing => "failing",
-        }
-    }
-}
+pub mod pair;
+pub use pair::PairMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamLabels {
@@ -371,6 +357,8 @@ pub struct Metrics {
     pub state_fetches: Counter,
     pub state_fetch_failures: Counter,
     pub in_flight_total: Gauge,
+    /// The verified pair and upstream standings.
+    pub pair: PairMetrics,
     // Inbound HTTP.
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: HistogramFamily<RouteLabels>,
@@ -505,12 +493,8 @@ impl Metrics {
             consensus_reached.clone(),
         );
         let upstreams_by_state = Family::<StateLabels, Gauge>::default();
-        r.register("consensus_upstreams", "Configured upstreams by standing: agreeing, disagreeing (fresh but another checkpoint), failing (no fresh observation)", upstreams_by_state.clone());
-        for s in [
-            UpstreamState::Agreeing,
-            UpstreamState::Disagreeing,
-            UpstreamState::Failing,
-        ] {
+        r.register("consensus_upstreams", "Configured upstreams by standing: agreeing, ahead (past it, on its chain), behind (before it, on its chain), conflicting (proven on another chain), unknown (no evidence), failing (no fresh observation)", upstreams_by_state.clone());
+        for s in UpstreamState::ALL {
             upstreams_by_state
                 .get_or_create(&StateLabels { state: s })
                 .set(0);
@@ -559,6 +543,7 @@ impl Metrics {
         );
         let in_flight_total = Gauge::default();
         r.register("upstream_requests_in_flight", "Requests to all upstreams in flight now; never more than the number of upstreams plus one state download", in_flight_total.clone());
+        let pair = PairMetrics::new(r, upstream_names);
 
         // Inbound HTTP.
         let http_requests = Family::<HttpLabels, Counter>::default();
@@ -622,6 +607,7 @@ impl Metrics {
             state_fetches,
             state_fetch_failures,
             in_flight_total,
+            pair,
             http_requests,
             http_duration,
             http_open_connections,
@@ -636,12 +622,17 @@ impl Metrics {
     /// upstreams no longer configured are removed, new ones created at 0, and
     /// those of upstreams kept by name keep their values.
     pub fn for_upstreams(&self, upstream_names: &[String]) -> Metrics {
-        for old in &self.upstreams {
-            if !upstream_names.contains(&old.name) {
-                self.families.remove(&old.name);
-            }
+        let removed: Vec<&str> = self
+            .upstreams
+            .iter()
+            .map(|old| old.name.as_str())
+            .filter(|old| !upstream_names.iter().any(|n| n == old))
+            .collect();
+        for old in &removed {
+            self.families.remove(old);
         }
         let mut next = self.clone();
+        next.pair = self.pair.for_upstreams(upstream_names, &removed);
         next.upstreams = upstream_names
             .iter()
             .map(|n| self.families.handles(n))

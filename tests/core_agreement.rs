@@ -96,10 +96,10 @@ async fn two_of_three_agree_and_the_fork_is_not_counted() {
     .await;
     wait_served(&lp, "advanced").await;
     let all = lp
-        .wait_json("/api/upstreams", "fork standing disagreeing", WAIT, |a| {
+        .wait_json("/api/upstreams", "fork standing conflicting", WAIT, |a| {
             a["upstreams"].as_array().is_some_and(|us| {
                 us.iter()
-                    .any(|u| u["name"] == "fork" && u["standing"] == "disagreeing")
+                    .any(|u| u["name"] == "fork" && u["standing"] == "conflicting")
             })
         })
         .await;
@@ -118,7 +118,7 @@ async fn two_of_three_agree_and_the_fork_is_not_counted() {
     let m = lp.metrics().await;
     let by_state = |s: &str| metric(&m, "leanpoint_consensus_upstreams", &[("state", s)]);
     assert_eq!(by_state("agreeing"), Some(2.0), "{m}");
-    assert_eq!(by_state("disagreeing"), Some(1.0), "{m}");
+    assert_eq!(by_state("conflicting"), Some(1.0), "{m}");
     assert_eq!(
         metric(
             &m,

@@ -95,6 +95,7 @@ async fn api_upstreams_has_every_zig_field_with_its_type() {
             }),
             finalized_slot: 9,
             finalized_root: Some(Root::from_hex(FINALIZED_ROOT).expect("root")),
+            tree: std::sync::Arc::from([]),
         }),
         std::time::Duration::from_millis(7),
     );

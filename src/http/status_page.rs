@@ -245,7 +245,7 @@ fn header(html: &mut String, s: &Status) {
          <div class=\"card\"><div class=\"label\">served pair</div>\
          <div class=\"big\">slot <span id=\"served-slot\">{}</span></div>\
          <div>block root <span id=\"served-block-root\">{}</span></div>\
-         <div>state root <span id=\"served-state-root\">-</span></div>\
+         <div>state root <span id=\"served-state-root\">{}</span></div>\
          <div>size <span id=\"served-size\">{}</span></div></div>\
          <div class=\"card\"><div class=\"label\">finality advanced</div>\
          <div id=\"finality-age\" class=\"big\">{since}</div>\
@@ -256,9 +256,18 @@ fn header(html: &mut String, s: &Status) {
          <div class=\"card\"><div class=\"label\">file descriptors</div>\
          <div id=\"fds\" class=\"big\">{fds}</div><div>open / limit</div></div></section>",
         opt(s.served_state_slot),
-        root(s.finalized_root.as_deref().filter(|_| s.served_state_slot.is_some())),
+        root(s.served_block_root.as_deref()),
+        match (&s.served_state_root, s.served_state_slot) {
+            (Some(r), _) => root(Some(r)),
+            (None, Some(_)) => "unverified (slot only)".to_string(),
+            (None, None) => "-".to_string(),
+        },
         if s.served_state_slot.is_some() {
-            bytes(s.served_state_bytes)
+            format!(
+                "state {} · block {}",
+                bytes(s.served_state_bytes),
+                bytes(s.served_block_bytes)
+            )
         } else {
             "-".to_string()
         },
@@ -268,6 +277,9 @@ fn header(html: &mut String, s: &Status) {
         s.required,
         escape(&s.rule),
     );
+    if s.served_contradicted {
+        html.push_str("<p class=\"bad\">The served checkpoint is contradicted by a majority of upstreams.</p>");
+    }
 }
 
 fn upstream_table(html: &mut String, u: &Upstreams) {

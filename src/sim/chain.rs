@@ -2,22 +2,24 @@
 //!
 //! A slot passes every `slot` of wall time; the head is the current slot,
 //! justified trails it by 2 and finalized by 3, the steady state of 3SF-mini
-//! with every block justifying its grandparent. Roots are a deterministic
-//! hash of (chain id, branch, slot), so nodes on the same branch serve the
-//! very same bytes, and a fork branch differs from its first slot on.
+//! with every block justifying its grandparent. Blocks, states and their
+//! hash tree roots come from the [`Ledger`], so nodes on the same branch
+//! serve the very same bytes, and a fork branch differs from its first
+//! block on.
 //!
 //! Bodies are encoded once per (branch, head slot) and shared as `Bytes`:
 //! a thousand nodes polled every second cost a hash-map lookup each, not an
 //! encoding each.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::encode;
-use crate::lean_api::{Checkpoint, Root};
+use super::ledger::{History, Ledger, LAST_SLOT};
+use crate::lean_api::Checkpoint;
 
 /// Which history a node follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,49 +74,6 @@ pub fn finalized_slot(head: u64) -> u64 {
     head.saturating_sub(3)
 }
 
-/// Roots of one branch of one chain.
-#[derive(Clone, Copy, Debug)]
-pub struct History<'a> {
-    pub params: &'a ChainParams,
-    pub branch: Branch,
-}
-
-const TAG_BLOCK: u64 = 1;
-const TAG_FORK: u64 = 2;
-
-impl History<'_> {
-    /// The block root at `slot`. Slot 0 (genesis) is shared by every branch.
-    pub fn root(&self, slot: u64) -> Root {
-        match self.branch {
-            Branch::Fork { from } if slot >= from && slot > 0 => {
-                Root(hash32(&[self.params.chain_id, TAG_FORK, from, slot]))
-            }
-            _ => Root(hash32(&[self.params.chain_id, TAG_BLOCK, slot])),
-        }
-    }
-
-    /// The checkpoint at `slot` on this branch.
-    pub fn checkpoint(&self, slot: u64) -> Checkpoint {
-        Checkpoint {
-            slot,
-            root: self.root(slot),
-        }
-    }
-
-    /// A root derived from this branch's block at `slot` for `what` (state
-    /// root, body root): distinct per branch because the block is.
-    pub fn derived(&self, what: u64, slot: u64) -> Root {
-        let block = self.root(slot);
-        let mut seed = [0u64; 4];
-        for (i, w) in block.0.chunks_exact(8).enumerate() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(w);
-            seed[i] = u64::from_le_bytes(b);
-        }
-        Root(hash32(&[what, seed[0], seed[1], seed[2], seed[3]]))
-    }
-}
-
 /// Everything a healthy node on one branch serves while its head is `head`.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -123,8 +82,13 @@ pub struct Snapshot {
     pub finalized: Checkpoint,
     pub fork_choice: Bytes,
     pub justified_json: Bytes,
+    /// The post-state of the finalized block.
     pub state: Bytes,
+    /// The finalized block (SignedBlock, empty proof).
     pub block: Bytes,
+    /// The finalized block without its attestations: same slot, parent and
+    /// state_root, another root (the `block-mismatch` fault).
+    pub other_block: Bytes,
 }
 
 struct Cached {
@@ -137,12 +101,21 @@ struct Cached {
 pub struct Chain {
     params: ChainParams,
     started: Instant,
+    /// Taken after `cache`, never before it.
+    ledger: Mutex<Ledger>,
     cache: Mutex<HashMap<(Branch, u64), Cached>>,
+}
+
+/// A poisoned lock only means another request panicked mid-update; the
+/// ledger and the cache only ever grow by whole entries, so they stay valid.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Chain {
     pub fn new(params: ChainParams) -> Chain {
         Chain {
+            ledger: Mutex::new(Ledger::new(&params)),
             params,
             started: Instant::now(),
             cache: Mutex::new(HashMap::new()),
@@ -153,34 +126,38 @@ impl Chain {
         &self.params
     }
 
-    /// The head slot of the chain now.
+    /// The head slot of the chain now. The chain stops at [`LAST_SLOT`],
+    /// where its State's history list is full.
     pub fn current_slot(&self) -> u64 {
         let slot_ns = self.params.slot.as_nanos().max(1);
         let passed = self.started.elapsed().as_nanos() / slot_ns;
         self.params
             .start_slot
             .saturating_add(passed.min(u64::MAX as u128) as u64)
+            .min(LAST_SLOT)
     }
 
-    pub fn history(&self, branch: Branch) -> History<'_> {
-        History {
-            params: &self.params,
-            branch,
-        }
+    /// Walks `branch` up to the current slot, so that requests after it
+    /// cost a slot's roots at most. Seconds for 100000 slots: call it from a
+    /// blocking thread.
+    pub fn walk(&self, branch: Branch) {
+        lock(&self.ledger).history(branch, self.current_slot());
     }
 
     /// The bodies of `branch` at head `head`, encoded at most once while in use.
     pub fn snapshot(&self, branch: Branch, head: u64) -> Arc<Snapshot> {
         let now = self.current_slot();
-        // A poisoned lock only means another request panicked mid-insert;
-        // the map itself is still a valid cache.
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let head = head.min(now);
+        let mut cache = lock(&self.cache);
         if let Some(c) = cache.get_mut(&(branch, head)) {
             c.last_used = now;
             return c.snapshot.clone();
         }
         cache.retain(|_, c| c.last_used.saturating_add(2) >= now);
-        let snapshot = Arc::new(encode_snapshot(&self.history(branch), head));
+        let snapshot = {
+            let mut ledger = lock(&self.ledger);
+            Arc::new(encode_snapshot(&ledger.history(branch, head), head))
+        };
         cache.insert(
             (branch, head),
             Cached {
@@ -204,6 +181,7 @@ pub fn encode_snapshot(h: &History, head: u64) -> Snapshot {
         justified_json: encode::checkpoint_json(justified),
         state: encode::state_ssz(h, finalized.slot),
         block: encode::signed_block_ssz(h, finalized.slot),
+        other_block: encode::mismatched_block_ssz(h, finalized.slot),
     }
 }
 
@@ -213,15 +191,6 @@ fn splitmix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-/// A 256-bit value from a list of words: FNV-style absorption through
-/// SplitMix64, then four SplitMix64 lanes. Not cryptographic; it only has to
-/// be deterministic and collision-free in practice for a test chain.
-pub fn hash32(parts: &[u64]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    fill(parts, &mut out);
-    out
 }
 
 /// Fills `out` with bytes derived from `parts` (any length).
@@ -251,23 +220,6 @@ mod tests {
     }
 
     #[test]
-    fn branches_share_history_before_the_fork_only() {
-        let p = params();
-        let main = History {
-            params: &p,
-            branch: Branch::Main,
-        };
-        let fork = History {
-            params: &p,
-            branch: Branch::Fork { from: 6 },
-        };
-        assert_eq!(main.root(5), fork.root(5));
-        assert_ne!(main.root(6), fork.root(6));
-        assert_eq!(main.root(0), fork.root(0));
-        assert_ne!(main.root(1), main.root(2));
-    }
-
-    #[test]
     fn trailing_checkpoints() {
         assert_eq!((justified_slot(12), finalized_slot(12)), (10, 9));
         assert_eq!((justified_slot(1), finalized_slot(1)), (0, 0));
@@ -280,9 +232,20 @@ mod tests {
         let a = chain.snapshot(Branch::Main, 12);
         let b = chain.snapshot(Branch::Main, 12);
         assert!(Arc::ptr_eq(&a, &b));
-        let fresh = encode_snapshot(&chain.history(Branch::Main), 12);
+        let mut ledger = Ledger::new(&params());
+        let fresh = encode_snapshot(&ledger.history(Branch::Main, 12), 12);
         assert_eq!(a.state, fresh.state);
         assert_eq!(a.fork_choice, fresh.fork_choice);
         assert_eq!(a.finalized.slot, 9);
+        assert_ne!(a.block, a.other_block);
+    }
+
+    #[test]
+    fn the_chain_stops_where_its_history_is_full() {
+        let chain = Chain::new(ChainParams {
+            start_slot: u64::MAX,
+            ..params()
+        });
+        assert_eq!(chain.current_slot(), LAST_SLOT);
     }
 }

@@ -24,6 +24,7 @@ pub const TEXT: &str = "text/plain; charset=utf-8";
 const DEFAULT_FORK_FROM: u64 = 1;
 const DEFAULT_DRIP: Duration = Duration::from_millis(100);
 const DEFAULT_FLAP_SLOTS: u64 = 3;
+const DEFAULT_TRAILING: usize = 4;
 
 /// What a simulated node does. Written and parsed as `name[:parameter]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,12 +57,36 @@ pub enum Behaviour {
     Legacy,
     /// 503 `Store not initialized` on the store routes, like a starting node.
     NoStore,
+    /// Healthy, but its finalized block is another block of the same slot
+    /// (same parent and state_root, no attestations): a root that does not
+    /// match the fork choice's.
+    BlockMismatch,
+    /// Healthy, but its finalized State is the one of the slot before.
+    StateWrongSlot,
+    /// Healthy, with N zero bytes after each SSZ body (block and State).
+    TrailingBytes(usize),
+    /// Healthy, but 404 on /lean/v0/blocks/finalized (a node older than the route).
+    NoBlockRoute,
 }
 
 impl Behaviour {
     /// Acts before a request exists, so it needs a port of its own.
     pub fn needs_own_port(&self) -> bool {
         matches!(self, Behaviour::BlackholeConnect)
+    }
+
+    /// The branch whose bodies this node serves, when it serves any.
+    pub fn branch(&self) -> Option<Branch> {
+        match self {
+            Behaviour::Fork { from } => Some(Branch::Fork { from: *from }),
+            Behaviour::AcceptHang
+            | Behaviour::HalfClose
+            | Behaviour::BlackholeConnect
+            | Behaviour::HttpStatus(_)
+            | Behaviour::Garbage
+            | Behaviour::Oversized => None,
+            _ => Some(Branch::Main),
+        }
     }
 }
 
@@ -112,10 +137,21 @@ impl FromStr for Behaviour {
             "flap" => param(name, arg, Some(DEFAULT_FLAP_SLOTS)).map(|n: u64| Behaviour::Flap(n.max(1))),
             "legacy" => no_arg(Behaviour::Legacy),
             "no-store" => no_arg(Behaviour::NoStore),
+            "block-mismatch" => no_arg(Behaviour::BlockMismatch),
+            "state-wrong-slot" => no_arg(Behaviour::StateWrongSlot),
+            "trailing-bytes" => {
+                let n: usize = param(name, arg, Some(DEFAULT_TRAILING))?;
+                if !(1..=1 << 20).contains(&n) {
+                    return Err(format!("trailing-bytes: {n} is not in 1..=1048576"));
+                }
+                Ok(Behaviour::TrailingBytes(n))
+            }
+            "no-block-route" => no_arg(Behaviour::NoBlockRoute),
             _ => Err(format!(
                 "unknown behaviour {name:?}; one of healthy, lagging:K, fork[:SLOT], http-status:CODE, \
                  garbage, oversized, slow-drip[:MS], accept-hang, half-close, reset, \
-                 blackhole-connect, flap[:SLOTS], legacy, no-store"
+                 blackhole-connect, flap[:SLOTS], legacy, no-store, block-mismatch, \
+                 state-wrong-slot, trailing-bytes[:N], no-block-route"
             )),
         }
     }
@@ -141,6 +177,11 @@ impl fmt::Display for Behaviour {
             Behaviour::Flap(n) => write!(f, "flap:{n}"),
             Behaviour::Legacy => f.write_str("legacy"),
             Behaviour::NoStore => f.write_str("no-store"),
+            Behaviour::BlockMismatch => f.write_str("block-mismatch"),
+            Behaviour::StateWrongSlot => f.write_str("state-wrong-slot"),
+            Behaviour::TrailingBytes(n) if *n == DEFAULT_TRAILING => f.write_str("trailing-bytes"),
+            Behaviour::TrailingBytes(n) => write!(f, "trailing-bytes:{n}"),
+            Behaviour::NoBlockRoute => f.write_str("no-block-route"),
         }
     }
 }
@@ -253,12 +294,16 @@ fn body(chain: &Chain, route: Route, branch: Branch, lag: u64) -> Option<Bytes> 
 
 fn healthy(chain: &Chain, route: Route, branch: Branch, lag: u64) -> Reply {
     match body(chain, route, branch, lag) {
-        Some(body) => Reply::Full {
-            status: 200,
-            content_type: route.content_type(),
-            body,
-        },
+        Some(body) => full(route, body),
         None => not_found(),
+    }
+}
+
+fn full(route: Route, body: Bytes) -> Reply {
+    Reply::Full {
+        status: 200,
+        content_type: route.content_type(),
+        body,
     }
 }
 
@@ -335,6 +380,32 @@ pub fn reply(b: &Behaviour, route: Route, chain: &Chain) -> Reply {
         Behaviour::Legacy => not_found(),
         Behaviour::NoStore if route.needs_store() => no_store(),
         Behaviour::NoStore => healthy(chain, route, Branch::Main, 0),
+        Behaviour::BlockMismatch if route == Route::BlockFinalized => {
+            let head = chain.current_slot();
+            full(
+                route,
+                chain.snapshot(Branch::Main, head).other_block.clone(),
+            )
+        }
+        Behaviour::StateWrongSlot if route == Route::StateFinalized => {
+            healthy(chain, route, Branch::Main, 1)
+        }
+        Behaviour::TrailingBytes(n) if route.is_ssz() => {
+            match body(chain, route, Branch::Main, 0) {
+                Some(body) => {
+                    let mut long = Vec::with_capacity(body.len() + n);
+                    long.extend_from_slice(&body);
+                    long.resize(body.len() + n, 0);
+                    full(route, Bytes::from(long))
+                }
+                None => not_found(),
+            }
+        }
+        Behaviour::NoBlockRoute if route == Route::BlockFinalized => not_found(),
+        Behaviour::BlockMismatch
+        | Behaviour::StateWrongSlot
+        | Behaviour::TrailingBytes(_)
+        | Behaviour::NoBlockRoute => healthy(chain, route, Branch::Main, 0),
         Behaviour::AcceptHang | Behaviour::BlackholeConnect | Behaviour::HalfClose => Reply::Hang,
     }
 }
@@ -367,6 +438,11 @@ mod tests {
             "flap:2",
             "legacy",
             "no-store",
+            "block-mismatch",
+            "state-wrong-slot",
+            "trailing-bytes",
+            "trailing-bytes:9",
+            "no-block-route",
         ] {
             let b: Behaviour = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(b.to_string(), s);
@@ -382,6 +458,7 @@ mod tests {
             ("http-status:42", "not in 300..=599"),
             ("lagging:x", "not a valid parameter"),
             ("healthy:1", "takes no parameter"),
+            ("trailing-bytes:0", "not in 1..=1048576"),
         ] {
             let e = s.parse::<Behaviour>().expect_err(s);
             assert!(e.contains(needle), "{s}: {e}");
@@ -408,5 +485,52 @@ mod tests {
         assert_eq!(status(&Behaviour::NoStore, paths::HEALTH), 200);
         assert_eq!(status(&Behaviour::NoStore, paths::FORK_CHOICE), 503);
         assert_eq!(status(&Behaviour::HttpStatus(502), paths::HEALTH), 502);
+    }
+
+    #[test]
+    fn pair_faults_are_refused_by_verification() {
+        use crate::verify::verify_pair;
+        let chain = Chain::new(super::super::chain::ChainParams {
+            chain_id: 1,
+            validators: 4,
+            slot: Duration::from_secs(3600),
+            start_slot: 20,
+            genesis_time: 0,
+        });
+        let body = |b: &Behaviour, route: Route| match reply(b, route, &chain) {
+            Reply::Full {
+                status: 200, body, ..
+            } => body,
+            other => panic!("{b}: {other:?}"),
+        };
+        let fin = chain.snapshot(Branch::Main, 20).finalized;
+        let pair = |b: &Behaviour| {
+            verify_pair(
+                fin.slot,
+                fin.root,
+                body(b, Route::BlockFinalized),
+                body(b, Route::StateFinalized),
+            )
+        };
+        let good = pair(&Behaviour::Healthy).expect("healthy pair verifies");
+        let kind = |b: Behaviour| pair(&b).map(|_| ()).unwrap_err().kind();
+        assert_eq!(kind(Behaviour::BlockMismatch), "block_root_mismatch");
+        assert_eq!(kind(Behaviour::StateWrongSlot), "state_slot_mismatch");
+        assert_eq!(kind(Behaviour::TrailingBytes(4)), "state_decode");
+        // On the block, trailing bytes are proof bytes: dropped, never served.
+        let block_only = verify_pair(
+            fin.slot,
+            fin.root,
+            body(&Behaviour::TrailingBytes(4), Route::BlockFinalized),
+            good.state.clone(),
+        )
+        .expect("block root still proven");
+        assert_eq!(block_only.block, good.block);
+        let b = Behaviour::NoBlockRoute;
+        assert!(matches!(
+            reply(&b, Route::BlockFinalized, &chain),
+            Reply::Full { status: 404, .. }
+        ));
+        assert_eq!(body(&b, Route::StateFinalized), good.state);
     }
 }

@@ -8,19 +8,23 @@
 //! behaviour of each node can be changed while running through the admin
 //! port. This is what leanpoint's tests, benchmarks and demo poll.
 //!
-//! - `chain`: the shared chain and its per-slot snapshots; `encode`: bytes.
+//! - `chain`: the shared chain and its per-slot snapshots; `ledger`: its
+//!   blocks and states with real hash tree roots (`accumulator`: the growing
+//!   history list's root); `encode`: bytes.
 //! - `faults`: behaviours and the reply each gives a request.
 //! - `server`: listeners, connections and raw-socket faults; `http1`: the
 //!   minimal HTTP/1.1 they speak; `wire`: replies on the wire, faults
 //!   included; `admin`: the admin endpoint.
 //! - `demo`: the sim plus leanpoint in one process.
 
+mod accumulator;
 mod admin;
 pub mod chain;
 mod demo;
 pub mod encode;
 pub mod faults;
 mod http1;
+pub mod ledger;
 pub mod server;
 mod wire;
 
@@ -177,13 +181,14 @@ fn node_specs(args: &SimArgs) -> Result<Vec<NodeSpec>, String> {
 /// The simulated chain's shape: the flags `sim` and `demo` share.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ChainArgs {
-    /// Validators of the chain (the State carries 112 bytes per validator).
+    /// Validators of the chain, 1..=4096 (the State carries 112 bytes per validator).
     #[arg(long, default_value_t = 4)]
     pub validators: u64,
     /// Slot duration, milliseconds (lean devnets use 4 s).
     #[arg(long, default_value_t = 4000)]
     pub slot_ms: u64,
-    /// Head slot at start (the State carries 32 bytes per slot of history).
+    /// Head slot at start, at most 262143 (the State carries 32 bytes per slot
+    /// of history; a long chain takes a moment to walk at start).
     #[arg(long, default_value_t = 16)]
     pub start_slot: u64,
 }
@@ -194,8 +199,19 @@ impl ChainArgs {
         if self.slot_ms == 0 {
             return Err("--slot-ms: must be greater than 0".into());
         }
-        if self.validators == 0 {
-            return Err("--validators: must be greater than 0".into());
+        let registry = crate::lean_ssz::VALIDATOR_REGISTRY_LIMIT as u64;
+        if !(1..=registry).contains(&self.validators) {
+            return Err(format!(
+                "--validators: {} is not in 1..={registry} (the registry limit)",
+                self.validators
+            ));
+        }
+        if self.start_slot > ledger::LAST_SLOT {
+            return Err(format!(
+                "--start-slot: {} is past {}, where a State's history list is full",
+                self.start_slot,
+                ledger::LAST_SLOT
+            ));
         }
         Ok(chain::ChainParams::starting_now(
             chain_id,
@@ -379,6 +395,10 @@ mod tests {
             sim_config(&sim_args(&["--single-port", "--base-port", "9000"])).expect_err("conflict");
         assert!(e.contains("exclude"), "{e}");
         assert!(sim_config(&sim_args(&["--slot-ms", "0"])).is_err());
+        let e = sim_config(&sim_args(&["--validators", "4097"])).expect_err("over the limit");
+        assert!(e.contains("4096"), "{e}");
+        assert!(sim_config(&sim_args(&["--validators", "4096"])).is_ok());
+        assert!(sim_config(&sim_args(&["--start-slot", "262144"])).is_err());
         let c = sim_config(&sim_args(&["--single-port", "7000"])).expect("valid");
         assert!(matches!(c.addressing, Addressing::Paths { port: 7000 }));
     }

@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::chain::{Chain, ChainParams};
+use super::chain::{Branch, Chain, ChainParams};
 use super::faults::{self, Behaviour, Reply, Route};
 use super::{admin, http1, wire};
 use crate::shutdown::Shutdown;
@@ -184,8 +184,9 @@ pub async fn start(config: SimConfig, shutdown: Shutdown) -> anyhow::Result<Runn
             behaviour: n.behaviour.clone(),
         })
         .collect();
+    let chain = walked_chain(config.chain, &config.nodes).await?;
     let sim = Arc::new(Sim {
-        chain: Chain::new(config.chain),
+        chain,
         nodes: nodes
             .iter()
             .map(|n| Node {
@@ -217,6 +218,29 @@ pub async fn start(config: SimConfig, shutdown: Shutdown) -> anyhow::Result<Runn
         admin_url,
         _tasks: tasks,
     })
+}
+
+/// The chain, with every branch a node starts on walked up to now: the
+/// roots of a 100000-slot chain take seconds, paid here rather than by the
+/// first requests.
+async fn walked_chain(params: ChainParams, nodes: &[NodeSpec]) -> anyhow::Result<Chain> {
+    let mut branches = vec![Branch::Main];
+    for n in nodes {
+        if let Some(b) = n.behaviour.branch() {
+            if !branches.contains(&b) {
+                branches.push(b);
+            }
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        let chain = Chain::new(params);
+        for b in branches {
+            chain.walk(b);
+        }
+        chain
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("sim: walking the chain failed: {e}"))
 }
 
 async fn accept_loop(sim: Arc<Sim>, target: Target, listener: TcpListener, mut shutdown: Shutdown) {

@@ -16,12 +16,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 use serde::Deserialize;
 
+pub use crate::arg_sources::Sources;
+
 /// Command line of the `leanpoint` binary. Without a subcommand it serves.
 #[derive(Parser, Debug)]
 #[command(
     name = "leanpoint",
     version,
-    about = "Checkpoint-sync provider and Prometheus-native monitor for Lean Ethereum devnets"
+    about = "Checkpoint-sync provider and Prometheus-native monitor for Lean Ethereum devnets",
+    // A repeated flag takes its last value, as in the Zig leanpoint: wrapper
+    // scripts append overrides to a base command line.
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -36,7 +41,7 @@ pub enum Command {
     Demo(crate::sim::DemoArgs),
     /// Run only the simulated devnet (N lean nodes with fault injection).
     Sim(crate::sim::SimArgs),
-    /// Turn lean-quickstart's validator-config.yaml into an upstreams.json on stdout.
+    /// Turn lean-quickstart's validator-config.yaml into an upstreams.json (stdout or OUTPUT).
     ConvertValidatorConfig(crate::convert::ConvertArgs),
 }
 
@@ -48,7 +53,8 @@ pub enum AgreementRule {
     /// unreachable has no provable majority, so nothing is served.
     ConfiguredMajority,
     /// Strictly more than half of the upstreams that answered within the
-    /// stale window (the Zig leanpoint's rule).
+    /// stale window, agreeing on slot and root. Close to the Zig leanpoint
+    /// but stricter: Zig compared slots only and accepted ceil(n/2).
     RespondingMajority,
     /// At least this many upstreams.
     Count(usize),
@@ -98,14 +104,14 @@ pub struct ServeArgs {
     /// JSON file with the upstreams: {"upstreams":[{"name","url","path","headers"?}]}.
     #[arg(long, env = "LEANPOINT_UPSTREAMS_CONFIG")]
     pub upstreams_config: Option<PathBuf>,
-    /// Poll interval per upstream, milliseconds.
-    #[arg(long, env = "LEANPOINT_POLL_MS", default_value_t = 10_000)]
+    /// Poll interval per upstream, milliseconds (unset with --stale-ms set: at most half of it).
+    #[arg(long, env = "LEANPOINT_POLL_MS", default_value_t = DEFAULT_POLL_MS)]
     pub poll_ms: u64,
     /// Total deadline of one poll (connect, headers and body), milliseconds.
     #[arg(long, env = "LEANPOINT_TIMEOUT_MS", default_value_t = 5_000)]
     pub timeout_ms: u64,
-    /// Data older than this is stale: not counted for agreement, not served.
-    #[arg(long, env = "LEANPOINT_STALE_MS", default_value_t = 30_000)]
+    /// Data older than this is stale: not counted for agreement, not served (unset: max(30000, 2 × poll + timeout)).
+    #[arg(long, env = "LEANPOINT_STALE_MS", default_value_t = DEFAULT_STALE_MS)]
     pub stale_ms: u64,
     /// Single-upstream mode: base URL of one lean node (used without --upstreams-config).
     #[arg(
@@ -122,8 +128,8 @@ pub struct ServeArgs {
     pub static_dir: Option<PathBuf>,
 
     // --- additions ---
-    /// TCP connect deadline per request, milliseconds (must not exceed --timeout-ms).
-    #[arg(long, env = "LEANPOINT_CONNECT_TIMEOUT_MS", default_value_t = 1_000)]
+    /// TCP connect deadline per request, milliseconds (must not exceed --timeout-ms; unset: min(1000, --timeout-ms)).
+    #[arg(long, env = "LEANPOINT_CONNECT_TIMEOUT_MS", default_value_t = DEFAULT_CONNECT_TIMEOUT_MS)]
     pub connect_timeout_ms: u64,
     /// Largest JSON body accepted from an upstream, bytes.
     #[arg(long, env = "LEANPOINT_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -131,7 +137,7 @@ pub struct ServeArgs {
     /// Largest finalized State accepted from an upstream, bytes.
     #[arg(long, env = "LEANPOINT_MAX_STATE_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_state_bytes: u64,
-    /// Agreement rule: majority (of configured), responding-majority (Zig semantics) or count:N.
+    /// Agreement rule: majority (of configured), responding-majority (> half of responding) or count:N.
     #[arg(long, env = "LEANPOINT_AGREEMENT", default_value = "majority")]
     pub agreement: AgreementRule,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
@@ -149,7 +155,15 @@ pub struct ServeArgs {
     /// /healthz and /livez fail when open fds exceed this fraction of RLIMIT_NOFILE.
     #[arg(long, env = "LEANPOINT_FD_THRESHOLD", default_value_t = 0.8)]
     pub fd_threshold: f64,
+
+    /// Where each value came from (filled by `Cli::try_parse_with_sources`).
+    #[arg(skip)]
+    pub sources: Sources,
 }
+
+pub const DEFAULT_POLL_MS: u64 = 10_000;
+pub const DEFAULT_STALE_MS: u64 = 30_000;
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1_000;
 
 /// One upstream lean node, as configured.
 #[derive(Clone, Debug)]
@@ -198,6 +212,9 @@ pub struct Config {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub fd_threshold: f64,
+    /// Accepted but worth telling: unknown fields in the upstreams file.
+    /// Logged once logging is set up.
+    pub warnings: Vec<String>,
 }
 
 /// A configuration that cannot run. Displays as one line:
@@ -205,7 +222,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 #[error("{origin}: {field}: {reason}")]
 pub struct ConfigError {
-    /// The file, or "command line".
+    /// The file, "command line" or "environment".
     pub origin: String,
     pub field: String,
     pub reason: String,
@@ -223,14 +240,16 @@ fn err(
     }
 }
 
+// Unknown fields are collected, not refused: the Zig leanpoint ignored them
+// (`"enabled": false`, notes, keys of other tools), so files it loaded load.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct UpstreamsFile {
     upstreams: Vec<UpstreamEntry>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct UpstreamEntry {
     name: String,
     url: String,
@@ -238,30 +257,40 @@ struct UpstreamEntry {
     path: String,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 fn default_path() -> String {
     "/status".to_string()
 }
 
-const FLAGS: &str = "command line";
+/// The warning for an unknown field `field` (shown escaped and cut: it is
+/// the user's own file, but a line of log is no place for a whole key).
+fn unknown_field(source: &str, field: &str) -> String {
+    let shown: String = field.escape_debug().take(64).collect();
+    format!("{source}: {shown}: unknown field, ignored (as the Zig leanpoint did)")
+}
 
 impl Config {
     /// Validates the flags and loads the upstreams they point at.
     pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
         Config::build(args, || match &args.upstreams_config {
-            Some(path) => Ok((load_upstreams_file(path)?, path.display().to_string())),
+            Some(path) => {
+                let (ups, warnings) = read_upstreams_file(path)?;
+                Ok((ups, path.display().to_string(), warnings))
+            }
             None => {
                 let single = UpstreamEntry {
                     name: "default".to_string(),
                     url: args.lean_url.clone(),
                     path: args.lean_path.clone(),
                     headers: BTreeMap::new(),
+                    unknown: BTreeMap::new(),
                 };
-                Ok((
-                    validate_entries(FLAGS, vec![single], "--lean-url")?,
-                    "--lean-url".to_string(),
-                ))
+                let (origin, field) = args.sources.name("lean_url");
+                let ups = validate_entries(origin, vec![single], &field)?;
+                Ok((ups, field, Vec::new()))
             }
         })
     }
@@ -282,88 +311,60 @@ impl Config {
                     url,
                     path: default_path(),
                     headers: BTreeMap::new(),
+                    unknown: BTreeMap::new(),
                 })
                 .collect();
             Ok((
                 validate_entries(source, entries, "upstreams")?,
                 source.to_string(),
+                Vec::new(),
             ))
         })
     }
 
     fn build(
         args: &ServeArgs,
-        upstreams: impl FnOnce() -> Result<(Vec<Upstream>, String), ConfigError>,
+        upstreams: impl FnOnce() -> Result<(Vec<Upstream>, String, Vec<String>), ConfigError>,
     ) -> Result<Config, ConfigError> {
-        let bind: IpAddr = args.bind.parse().map_err(|_| {
-            err(
-                FLAGS,
-                "--bind",
-                format!("{:?} is not an IP address", args.bind),
-            )
-        })?;
-        let ms = |v: u64, field: &str| -> Result<Duration, ConfigError> {
-            if v == 0 {
-                return Err(err(FLAGS, field, "must be greater than 0"));
-            }
-            Ok(Duration::from_millis(v))
+        let src = &args.sources;
+        let fail = |id: &str, reason: String| {
+            let (origin, field) = src.name(id);
+            err(origin, field, reason)
         };
-        let poll = ms(args.poll_ms, "--poll-ms")?;
-        let timeout = ms(args.timeout_ms, "--timeout-ms")?;
-        let connect_timeout = ms(args.connect_timeout_ms, "--connect-timeout-ms")?;
-        let stale = ms(args.stale_ms, "--stale-ms")?;
-        let header_timeout = ms(args.header_timeout_ms, "--header-timeout-ms")?;
-        if connect_timeout > timeout {
-            return Err(err(
-                FLAGS,
-                "--connect-timeout-ms",
-                format!(
-                    "{} ms exceeds --timeout-ms {} ms (the connect deadline is part of the total)",
-                    args.connect_timeout_ms, args.timeout_ms
-                ),
-            ));
-        }
-        if stale < poll {
-            return Err(err(
-                FLAGS,
-                "--stale-ms",
-                format!(
-                    "{} ms is shorter than --poll-ms {} ms: every observation would be stale before the next poll",
-                    args.stale_ms, args.poll_ms
-                ),
-            ));
-        }
+        let bind: IpAddr = args
+            .bind
+            .parse()
+            .map_err(|_| fail("bind", format!("{:?} is not an IP address", args.bind)))?;
+        let t = Timings::resolve(args)?;
+        let header_timeout = nonzero(src, "header_timeout_ms", args.header_timeout_ms)?;
         if args.max_body_bytes < 1024 {
-            return Err(err(FLAGS, "--max-body-bytes", "must be at least 1024"));
+            return Err(fail("max_body_bytes", "must be at least 1024".into()));
         }
         if args.max_state_bytes < crate::lean_api::STATE_FIXED_LEN as u64 {
-            return Err(err(
-                FLAGS,
-                "--max-state-bytes",
-                "must hold at least a State's 228-byte fixed part",
+            return Err(fail(
+                "max_state_bytes",
+                "must hold at least a State's 228-byte fixed part".into(),
             ));
         }
         if args.max_connections == 0 {
-            return Err(err(FLAGS, "--max-connections", "must be greater than 0"));
+            return Err(fail("max_connections", "must be greater than 0".into()));
         }
         if !(args.fd_threshold > 0.0 && args.fd_threshold <= 1.0) {
-            return Err(err(FLAGS, "--fd-threshold", "must be in (0, 1]"));
+            return Err(fail("fd_threshold", "must be in (0, 1]".into()));
         }
-        let (upstreams, upstreams_source) = upstreams()?;
+        let (upstreams, upstreams_source, warnings) = upstreams()?;
         if let Some(dir) = &args.static_dir {
             if !dir.is_dir() {
-                return Err(err(
-                    FLAGS,
-                    "--static-dir",
+                return Err(fail(
+                    "static_dir",
                     format!("{} is not a directory", dir.display()),
                 ));
             }
         }
         if let AgreementRule::Count(n) = args.agreement {
             if n > upstreams.len() {
-                return Err(err(
-                    FLAGS,
-                    "--agreement",
+                return Err(fail(
+                    "agreement",
                     format!(
                         "count:{n} exceeds the {} configured upstreams",
                         upstreams.len()
@@ -376,10 +377,10 @@ impl Config {
             port: args.port,
             upstreams,
             upstreams_source,
-            poll,
-            timeout,
-            connect_timeout,
-            stale,
+            poll: t.poll,
+            timeout: t.timeout,
+            connect_timeout: t.connect,
+            stale: t.stale,
             static_dir: args.static_dir.clone(),
             max_body_bytes: args.max_body_bytes,
             max_state_bytes: args.max_state_bytes,
@@ -389,12 +390,104 @@ impl Config {
             max_connections: args.max_connections,
             header_timeout,
             fd_threshold: args.fd_threshold,
+            warnings,
+        })
+    }
+}
+
+/// A duration flag in milliseconds that must be positive.
+fn nonzero(src: &Sources, id: &str, v: u64) -> Result<Duration, ConfigError> {
+    if v == 0 {
+        let (origin, field) = src.name(id);
+        return Err(err(origin, field, "must be greater than 0"));
+    }
+    Ok(Duration::from_millis(v))
+}
+
+/// The poll interval, deadlines and stale window, after the defaults the
+/// user did not set have followed the ones they did set. Only a value the
+/// user set explicitly is ever refused.
+struct Timings {
+    poll: Duration,
+    timeout: Duration,
+    connect: Duration,
+    stale: Duration,
+}
+
+impl Timings {
+    fn resolve(args: &ServeArgs) -> Result<Timings, ConfigError> {
+        let src = &args.sources;
+        // Still the built-in default, from no user source. The value check
+        // keeps a caller's own adjustment (the demo picks its timings).
+        let follows = |id: &str, v: u64, default: u64| !src.explicit(id) && v == default;
+        let poll_follows = follows("poll_ms", args.poll_ms, DEFAULT_POLL_MS);
+        let stale_follows = follows("stale_ms", args.stale_ms, DEFAULT_STALE_MS);
+        let connect_follows = follows(
+            "connect_timeout_ms",
+            args.connect_timeout_ms,
+            DEFAULT_CONNECT_TIMEOUT_MS,
+        );
+        // Zero is refused in the flags' order, before any default follows.
+        let ms = |id: &str, v: u64| nonzero(src, id, v).map(|d| d.as_millis() as u64);
+        let poll_given = ms("poll_ms", args.poll_ms)?;
+        let timeout_ms = ms("timeout_ms", args.timeout_ms)?;
+        let stale_given = ms("stale_ms", args.stale_ms)?;
+        let connect_given = ms("connect_timeout_ms", args.connect_timeout_ms)?;
+        let poll_ms = if poll_follows && !stale_follows {
+            // A short stale window alone: poll often enough to stay fresh.
+            DEFAULT_POLL_MS.min(stale_given / 2).max(1)
+        } else {
+            poll_given
+        };
+        let stale_ms = if stale_follows {
+            // Room for one missed poll and a whole deadline, as the defaults have.
+            DEFAULT_STALE_MS.max(poll_ms.saturating_mul(2).saturating_add(timeout_ms))
+        } else {
+            stale_given
+        };
+        let connect_ms = if connect_follows {
+            DEFAULT_CONNECT_TIMEOUT_MS.min(timeout_ms)
+        } else {
+            connect_given
+        };
+        if connect_ms > timeout_ms {
+            let (origin, field) = src.name("connect_timeout_ms");
+            return Err(err(
+                origin,
+                field,
+                format!(
+                    "{connect_ms} ms exceeds {} {timeout_ms} ms (the connect deadline is part of the total)",
+                    src.field("timeout_ms")
+                ),
+            ));
+        }
+        if stale_ms < poll_ms {
+            let (origin, field) = src.name("stale_ms");
+            return Err(err(
+                origin,
+                field,
+                format!(
+                    "{stale_ms} ms is shorter than {} {poll_ms} ms: every observation would be stale before the next poll",
+                    src.field("poll_ms")
+                ),
+            ));
+        }
+        Ok(Timings {
+            poll: Duration::from_millis(poll_ms),
+            timeout: Duration::from_millis(timeout_ms),
+            connect: Duration::from_millis(connect_ms),
+            stale: Duration::from_millis(stale_ms),
         })
     }
 }
 
 /// Reads and validates an upstreams file in the Zig leanpoint's format.
 pub fn load_upstreams_file(path: &Path) -> Result<Vec<Upstream>, ConfigError> {
+    read_upstreams_file(path).map(|(ups, _)| ups)
+}
+
+/// Like [`load_upstreams_file`], with a warning for each unknown field.
+fn read_upstreams_file(path: &Path) -> Result<(Vec<Upstream>, Vec<String>), ConfigError> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| err(&source, "file", format!("cannot read: {e}")))?;
@@ -409,7 +502,20 @@ pub fn load_upstreams_file(path: &Path) -> Result<Vec<Upstream>, ConfigError> {
             ),
         )
     })?;
-    validate_entries(&source, file.upstreams, "upstreams")
+    let mut warnings: Vec<String> = file
+        .unknown
+        .keys()
+        .map(|k| unknown_field(&source, k))
+        .collect();
+    for (i, e) in file.upstreams.iter().enumerate() {
+        warnings.extend(
+            e.unknown
+                .keys()
+                .map(|k| unknown_field(&source, &format!("upstreams[{i}].{k}"))),
+        );
+    }
+    let ups = validate_entries(&source, file.upstreams, "upstreams")?;
+    Ok((ups, warnings))
 }
 
 fn validate_entries(
@@ -503,7 +609,7 @@ mod tests {
     fn args(extra: &[&str]) -> ServeArgs {
         let mut argv = vec!["leanpoint"];
         argv.extend_from_slice(extra);
-        Cli::try_parse_from(argv).expect("parse").serve
+        Cli::try_parse_with_sources(argv).expect("parse").serve
     }
 
     #[test]
@@ -557,6 +663,57 @@ mod tests {
             let e = Config::load(&args(argv)).expect_err("must fail");
             assert_eq!(e.field, *field, "{argv:?}: {e}");
         }
+    }
+
+    #[test]
+    fn unset_timings_follow_the_set_ones() {
+        let c = Config::load(&args(&["--timeout-ms", "200"])).expect("timeout alone");
+        assert_eq!(c.connect_timeout, Duration::from_millis(200));
+        let c = Config::load(&args(&["--poll-ms", "60000"])).expect("poll alone");
+        assert_eq!(c.stale, Duration::from_millis(125_000));
+        let c = Config::load(&args(&["--stale-ms", "5000"])).expect("stale alone");
+        assert_eq!(c.poll, Duration::from_millis(2_500));
+        let c = Config::load(&args(&[])).expect("defaults");
+        assert_eq!(
+            (c.poll, c.timeout, c.connect_timeout, c.stale),
+            (
+                Duration::from_millis(10_000),
+                Duration::from_millis(5_000),
+                Duration::from_millis(1_000),
+                Duration::from_millis(30_000)
+            )
+        );
+        let e = Config::load(&args(&["--poll-ms", "60000", "--stale-ms", "5000"]))
+            .expect_err("both set and inconsistent");
+        assert_eq!(
+            (e.origin.as_str(), e.field.as_str()),
+            ("command line", "--stale-ms")
+        );
+        assert!(e.reason.contains("--poll-ms"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_warnings() {
+        let dir = std::env::temp_dir().join(format!("leanpoint-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let p = dir.join("extra.json");
+        std::fs::write(
+            &p,
+            r#"{"version":2,"upstreams":[{"name":"a","url":"http://127.0.0.1:9","enabled":false}]}"#,
+        )
+        .expect("write");
+        let (ups, warnings) = read_upstreams_file(&p).expect("loads");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(ups.len(), 1);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains(": version: unknown field"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("upstreams[0].enabled: unknown field"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! lean-quickstart's validator-config.yaml to an upstreams.json on stdout.
+//! lean-quickstart's validator-config.yaml to an upstreams.json, on stdout
+//! or, as the Zig leanpoint's script did, into the file named second.
 //!
 //! Each validator entry becomes one upstream: its `name`, the host
 //! `enrFields.ip` (127.0.0.1 when absent; host.docker.internal with
@@ -19,6 +20,8 @@ use serde::Deserialize;
 pub struct ConvertArgs {
     /// lean-quickstart's validator-config.yaml.
     pub file: PathBuf,
+    /// Write the upstreams.json here instead of stdout (replaced whole, only when the conversion succeeds).
+    pub output: Option<PathBuf>,
     /// Address every node as host.docker.internal (leanpoint in Docker, nodes on the host).
     #[arg(long)]
     pub docker: bool,
@@ -133,19 +136,43 @@ fn run(path: &Path, docker: bool) -> Result<String, String> {
 
 /// `leanpoint convert-validator-config FILE [--docker]`.
 pub fn main(args: ConvertArgs) -> ExitCode {
-    match run(&args.file, args.docker) {
-        Ok(json) => {
-            print!("{json}");
-            ExitCode::SUCCESS
-        }
+    let json = match run(&args.file, args.docker) {
+        Ok(json) => json,
         Err(e) => {
             eprintln!(
                 "leanpoint convert-validator-config: {}: {e}",
                 args.file.display()
             );
-            ExitCode::from(2)
+            return ExitCode::from(2);
+        }
+    };
+    let Some(out) = &args.output else {
+        print!("{json}");
+        return ExitCode::SUCCESS;
+    };
+    match write_whole(out, &json) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "leanpoint convert-validator-config: {}: cannot write: {e}",
+                out.display()
+            );
+            ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `text` to `path` through a temporary file beside it and a rename,
+/// so a failed write never leaves a half upstreams.json where a whole one was.
+fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let result = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(test)]

@@ -3,26 +3,31 @@
 //!
 //! # Layout
 //!
-//! - `config`: flags, `LEANPOINT_*` env, upstreams.json; validation with exact errors.
+//! - `config`: flags, `LEANPOINT_*` env, upstreams.json; validation with exact errors;
+//!   `arg_sources`: where each flag value came from (default, env, command line).
 //! - `lean_api`: Lean API wire formats (fork choice JSON, checkpoint JSON, State SSZ).
 //! - `lean_ssz`: the Lean consensus containers as SSZ types (decode, encode, hash tree root).
 //! - `verify`: proves a finalized (block, state) pair against the agreed checkpoint.
-//! - `upstream`: the one bounded request path to an upstream; error kinds.
+//! - `upstream`: the one bounded request path to an upstream; error kinds;
+//!   `redirect`: the redirects it follows (same origin, at most 3).
 //! - `poller`: one task per upstream (at most one poll in flight), and the decider.
 //! - `consensus`: the pure agreement decision.
 //! - `state`: `AppState`, shared by every task, built once in [`build`].
 //! - `state_cache`: downloads and holds the agreed finalized State.
 //! - `metrics`: every metric family; `process`: the procfs collector and fd limits;
-//!   `sockdiag`: this process's TCP socket states from netlink (inet_diag).
+//!   `tcp_sockets`: this process's TCP sockets by state (TCP_INFO on its own fds);
+//!   `sockdiag`: the same from netlink (inet_diag), a fallback.
 //! - `http`: the public listener (bounded connections) and its routes.
 //! - `shutdown`: the one shutdown signal.
 //! - `logging`: the tracing subscriber (service, demo, sim).
 //! - `sim`: the simulated devnet with fault injection (`leanpoint sim`, `leanpoint demo`).
 //! - `convert`: lean-quickstart validator-config.yaml to upstreams.json.
 
+pub mod arg_sources;
 pub mod config;
 pub mod consensus;
 pub mod convert;
+pub mod history;
 pub mod http;
 pub mod lean_api;
 pub mod lean_ssz;
@@ -30,11 +35,13 @@ pub mod logging;
 pub mod metrics;
 pub mod poller;
 pub mod process;
+pub mod redirect;
 pub mod shutdown;
 pub mod sim;
 pub mod sockdiag;
 pub mod state;
 pub mod state_cache;
+pub mod tcp_sockets;
 pub mod upstream;
 pub mod verify;
 

@@ -2,11 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use leanpoint::config::{Cli, Command, Config};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_with_sources(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match cli.command {
         None => serve(&cli.serve),
         Some(Command::Demo(args)) => leanpoint::sim::demo_main(&cli.serve, args),
@@ -24,6 +26,9 @@ fn serve(args: &leanpoint::config::ServeArgs) -> ExitCode {
         }
     };
     leanpoint::logging::init(&config.log_level, config.log_format);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

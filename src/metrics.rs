@@ -23,6 +23,9 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::upstream::{Endpoint, ErrorKind, Source};
 
+mod zig;
+pub use zig::ZigFamilies;
+
 /// Latency buckets, seconds: 1 ms (a local node) to 30 s (the largest total
 /// deadline anyone should configure).
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -234,6 +237,8 @@ pub struct Metrics {
     pub http_connections: Counter,
     pub http_connections_over_cap: Counter,
     pub fd_threshold_ratio: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// The Zig leanpoint's families with successors, deprecated.
+    pub zig: ZigFamilies,
 }
 
 impl Metrics {
@@ -399,6 +404,7 @@ impl Metrics {
             "Agreed justified slot (0 until agreement)",
             justified_slot.clone(),
         );
+        let zig = ZigFamilies::register(r);
         let consensus_reached = Gauge::default();
         r.register(
             "consensus_reached",
@@ -527,6 +533,7 @@ impl Metrics {
             http_connections,
             http_connections_over_cap,
             fd_threshold_ratio,
+            zig,
         }
     }
 
@@ -711,6 +718,15 @@ mod tests {
             "# HELP leanpoint_upstream_errors_total Failed",
             "# TYPE leanpoint_build_info gauge",
             "leanpoint_upstream_request_duration_seconds_bucket{le=\"0.001\",upstream=\"a\",endpoint=\"fork_choice\"} 0",
+            // The Zig leanpoint's six families, exact names and types.
+            "# TYPE leanpoint_justified_slot gauge",
+            "# TYPE leanpoint_finalized_slot gauge",
+            "# TYPE leanpoint_last_success_timestamp_ms gauge",
+            "# TYPE leanpoint_last_updated_timestamp_ms gauge",
+            "# TYPE leanpoint_last_latency_ms gauge",
+            "# TYPE leanpoint_error_total counter",
+            "# HELP leanpoint_error_total Deprecated",
+            "leanpoint_error_total 0",
         ] {
             assert!(text.contains(needle), "missing {needle}\n{text}");
         }

@@ -5,16 +5,13 @@
 //! appear as they do for every other exporter. It also reports this
 //! process's TCP sockets by state: the Zig leanpoint's failure was sockets
 //! piling up in CLOSE_WAIT/ESTABLISHED until RLIMIT_NOFILE, and this is the
-//! series that shows such a pile-up forming.
+//! series that shows such a pile-up forming (counted by `tcp_sockets`).
 //!
 //! Nothing is cached: every value is read when /metrics is scraped. A value
 //! that cannot be read (no procfs) is left out of that scrape rather than
 //! failing the whole scrape.
 
-use std::collections::HashSet;
-
-use procfs::net::TcpState;
-use procfs::process::{FDTarget, Process};
+use procfs::process::Process;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -28,48 +25,6 @@ use crate::config::Config;
 /// Fds kept free beyond upstream sockets and inbound connections: the
 /// listener, the runtime's epoll/eventfd, the state download, log files.
 const FD_RESERVE: u64 = 64;
-
-/// Label values of `leanpoint_process_tcp_sockets`, all always present.
-const TCP_STATES: [&str; 11] = [
-    "established",
-    "syn_sent",
-    "syn_recv",
-    "fin_wait1",
-    "fin_wait2",
-    "time_wait",
-    "close",
-    "close_wait",
-    "last_ack",
-    "listen",
-    "closing",
-];
-
-fn tcp_state_index(s: &TcpState) -> usize {
-    match s {
-        TcpState::Established => 0,
-        TcpState::SynSent => 1,
-        TcpState::SynRecv | TcpState::NewSynRecv => 2,
-        TcpState::FinWait1 => 3,
-        TcpState::FinWait2 => 4,
-        TcpState::TimeWait => 5,
-        TcpState::Close => 6,
-        TcpState::CloseWait => 7,
-        TcpState::LastAck => 8,
-        TcpState::Listen => 9,
-        TcpState::Closing => 10,
-    }
-}
-
-/// `TCP_STATES` index of a kernel TCP state number (`TCP_ESTABLISHED` = 1
-/// .. `TCP_CLOSING` = 11, `TCP_NEW_SYN_RECV` = 12), the same mapping as
-/// [`tcp_state_index`].
-fn kernel_state_index(state: usize) -> Option<usize> {
-    match state {
-        1..=11 => Some(state - 1),
-        12 => Some(2),
-        _ => None,
-    }
-}
 
 /// Registers the process collector at the top level of `registry`.
 pub fn register(registry: &mut Registry) {
@@ -148,14 +103,14 @@ impl Collector for ProcessCollector {
                 )?)?;
             }
         }
-        if let Some(counts) = tcp_sockets_by_state() {
+        if let Some(counts) = crate::tcp_sockets::count() {
             let mut family = encoder.encode_descriptor(
                 "leanpoint_process_tcp_sockets",
-                "TCP sockets held by this process, by state: inbound, outbound and listening (read from /proc at scrape time)",
+                "TCP sockets held by this process, by state: inbound, outbound and listening (TCP_INFO on its own fds at scrape time)",
                 None,
                 MetricType::Gauge,
             )?;
-            for (state, n) in TCP_STATES.iter().zip(counts) {
+            for (state, n) in crate::tcp_sockets::STATES.iter().zip(counts) {
                 let labels = [("state", *state)];
                 ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
             }
@@ -181,42 +136,6 @@ fn is_out_of_fds(e: &std::io::Error) -> bool {
     use rustix::io::Errno;
     let code = e.raw_os_error();
     code == Some(Errno::MFILE.raw_os_error()) || code == Some(Errno::NFILE.raw_os_error())
-}
-
-/// Counts this process's TCP sockets by state: the socket inodes behind
-/// /proc/self/fd, looked up through sock_diag (netlink), or in the
-/// namespace's /proc tcp and tcp6 tables where netlink is not allowed.
-fn tcp_sockets_by_state() -> Option<[i64; TCP_STATES.len()]> {
-    let me = Process::myself().ok()?;
-    let inodes: HashSet<u64> = me
-        .fd()
-        .ok()?
-        .filter_map(|fd| match fd.ok()?.target {
-            FDTarget::Socket(inode) => Some(inode),
-            _ => None,
-        })
-        .collect();
-    let mut counts = [0i64; TCP_STATES.len()];
-    if let Ok(by_kernel_state) = crate::sockdiag::tcp_states(&inodes) {
-        for (state, n) in by_kernel_state.iter().enumerate() {
-            if let Some(i) = kernel_state_index(state) {
-                counts[i] += n;
-            }
-        }
-        return Some(counts);
-    }
-    // tcp6 is absent on hosts without IPv6; count what exists.
-    let v4 = me.tcp().ok();
-    let v6 = me.tcp6().ok();
-    if v4.is_none() && v6.is_none() {
-        return None;
-    }
-    for entry in v4.into_iter().chain(v6).flatten() {
-        if inodes.contains(&entry.inode) {
-            counts[tcp_state_index(&entry.state)] += 1;
-        }
-    }
-    Some(counts)
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit, so the configured

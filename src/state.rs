@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Upstream};
 use crate::consensus::{Decision, Vote};
+use crate::history::{History, PollOutcome};
 use crate::lean_api::{Checkpoint, Root};
 use crate::metrics::{Metrics, StateLabels, UpstreamState};
 use crate::upstream::{ErrorKind, Observation, Source, UpstreamError};
@@ -39,6 +40,7 @@ pub struct UpstreamView {
     pub last_success_ms: Option<u64>,
     pub last_attempt_ms: Option<u64>,
     pub last_latency_ms: Option<u64>,
+    pub last_latency_us: Option<u64>,
     pub healthy: bool,
     pub consecutive_errors: u64,
     pub error_count: u64,
@@ -61,6 +63,7 @@ impl Default for UpstreamView {
             last_success_ms: None,
             last_attempt_ms: None,
             last_latency_ms: None,
+            last_latency_us: None,
             healthy: false,
             consecutive_errors: 0,
             error_count: 0,
@@ -161,6 +164,8 @@ pub struct AppState {
     pub started_ms: u64,
     /// Supporters of the agreed checkpoint, in preference order, for the cache.
     supporters: Mutex<Vec<usize>>,
+    /// What the status page draws: bounded, written by the hooks below.
+    pub history: History,
 }
 
 impl std::fmt::Debug for AppState {
@@ -195,6 +200,7 @@ impl AppState {
             })
             .collect();
         let failing = config.upstreams.len();
+        let history = History::new(failing);
         metrics
             .upstreams_by_state
             .get_or_create(&StateLabels {
@@ -216,6 +222,7 @@ impl AppState {
             state_target: watch::channel(None).0,
             started_ms: unix_ms(),
             supporters: Mutex::new(Vec::new()),
+            history,
         }
     }
 
@@ -254,6 +261,9 @@ impl AppState {
         let mut v = lock(&slot.view);
         v.last_attempt_ms = Some(now_ms);
         v.last_latency_ms = Some(latency.as_millis() as u64);
+        v.last_latency_us = Some(latency.as_micros() as u64);
+        self.history
+            .record_poll(i, now_ms, PollOutcome::of(result, latency));
         match result {
             Ok(obs) => {
                 v.observation = Some(*obs);
@@ -286,6 +296,9 @@ impl AppState {
             }
         }
         um.consecutive_errors.set(v.consecutive_errors as i64);
+        self.metrics
+            .zig
+            .poll_finished(latency.as_millis() as u64, result.is_err());
     }
 
     pub fn record_tick(&self, i: usize, skipped: bool) {
@@ -384,6 +397,7 @@ impl AppState {
         }
         m.required_votes.set(decision.required as i64);
         m.last_decision.set(now_ms as f64 / 1000.0);
+        m.zig.decided(now_ms);
         m.consensus_reached
             .set(i64::from(decision.agreed.is_some()));
 
@@ -451,7 +465,14 @@ impl AppState {
         c.last_agreement = Some(Instant::now());
         c.last_agreement_ms = now_ms;
         m.last_agreement.set(now_ms as f64 / 1000.0);
+        m.zig.agreed(now_ms);
         let finalized = c.finalized;
+        if let Some(served) = finalized {
+            let justified = c.justified.map(|j| j.slot);
+            let n = agreed.supporters.len();
+            self.history
+                .record_agreement(now_ms, served, justified, n, decision.required);
+        }
         drop(c);
 
         *lock(&self.supporters) = agreed.supporters.clone();

@@ -70,8 +70,10 @@ pub enum ErrorKind {
     Reset,
     /// The peer closed the connection before a complete response (half-close).
     Closed,
-    /// A status other than 200 (redirects included: they are not followed).
+    /// A status other than 200 (after at most 3 same-origin redirects).
     HttpStatus,
+    /// A redirect that is not followed: to another origin, or a fourth one.
+    Redirect,
     /// A Content-Type that does not match the endpoint.
     ContentType,
     /// The body is not the Lean API format (garbage, HTML, truncated SSZ, absurd slots).
@@ -83,7 +85,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::ConnectTimeout,
         ErrorKind::Timeout,
         ErrorKind::Refused,
@@ -91,6 +93,7 @@ impl ErrorKind {
         ErrorKind::Reset,
         ErrorKind::Closed,
         ErrorKind::HttpStatus,
+        ErrorKind::Redirect,
         ErrorKind::ContentType,
         ErrorKind::Decode,
         ErrorKind::BodyTooLarge,
@@ -106,6 +109,7 @@ impl ErrorKind {
             ErrorKind::Reset => "reset",
             ErrorKind::Closed => "closed",
             ErrorKind::HttpStatus => "http_status",
+            ErrorKind::Redirect => "redirect",
             ErrorKind::ContentType => "content_type",
             ErrorKind::Decode => "decode",
             ErrorKind::BodyTooLarge => "body_too_large",
@@ -119,8 +123,9 @@ impl ErrorKind {
 pub enum Source {
     /// `/lean/v0/fork_choice`: head, justified and finalized with roots.
     ForkChoice,
-    /// No fork_choice (404): justified from `/checkpoints/justified` where
-    /// served, finalized slot from the finalized State; no finalized root.
+    /// No usable fork_choice (an error status, not JSON, not the reference
+    /// shape): justified from `/checkpoints/justified` where served,
+    /// finalized slot from the finalized State; no finalized root.
     Fallback,
     /// Not polled successfully yet.
     Unknown,
@@ -171,8 +176,8 @@ pub struct Observation {
     pub finalized_root: Option<Root>,
 }
 
-/// Builds the one HTTP client all polls share. Redirects are not followed
-/// (a redirect is an `http_status` error), no proxy from the environment is
+/// Builds the one HTTP client all polls share. Redirects are followed only
+/// within the upstream's origin (see [`crate::redirect`]), no proxy from the environment is
 /// used (a devnet's nodes are addressed directly), and the idle pool is sized
 /// so each upstream can keep its one keep-alive connection: with at most one
 /// request in flight per upstream, the pool never holds more sockets than
@@ -189,7 +194,7 @@ pub fn build_client(config: &Config) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(config.connect_timeout)
         .timeout(config.timeout)
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(crate::redirect::policy())
         .no_proxy()
         .http1_only()
         .tcp_nodelay(true)
@@ -367,6 +372,18 @@ fn is_not_found(e: &UpstreamError) -> bool {
     e.kind == ErrorKind::HttpStatus && e.message == "HTTP 404"
 }
 
+/// An answer that says "not this endpoint here" rather than "the node is
+/// unreachable": an error status, another content type, a body that is not
+/// the reference shape (other clients' fork_choice differs). The upstream is
+/// then polled the way the Zig leanpoint did, through the finalized State.
+/// Transport failures and deadlines are not: the State would fail alike.
+fn falls_back(e: &UpstreamError) -> bool {
+    matches!(
+        e.kind,
+        ErrorKind::HttpStatus | ErrorKind::ContentType | ErrorKind::Decode
+    )
+}
+
 fn check_content_type(
     endpoint: Endpoint,
     expect: Expect,
@@ -376,9 +393,12 @@ fn check_content_type(
         return Ok(()); // absent: let the decoder judge the bytes
     };
     let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    // The media type without parameters: zeam sends `application/json;
+    // charset=utf-8`. The bytes are judged by the decoder either way.
+    let media = ct.split(';').next().unwrap_or("").trim();
     let ok = match expect {
-        Expect::Json => ct.starts_with("application/json"),
-        Expect::Ssz => ct.starts_with("application/octet-stream"),
+        Expect::Json => media == "application/json",
+        Expect::Ssz => matches!(media, "application/octet-stream" | "application/x-ssz" | ""),
     };
     if ok {
         Ok(())
@@ -407,7 +427,9 @@ fn classify(endpoint: Endpoint, e: &reqwest::Error) -> UpstreamError {
         src = s.source();
     }
     use std::io::ErrorKind as Io;
-    let kind = if e.is_timeout() && e.is_connect() {
+    let kind = if e.is_redirect() {
+        ErrorKind::Redirect
+    } else if e.is_timeout() && e.is_connect() {
         ErrorKind::ConnectTimeout
     } else if e.is_timeout() {
         ErrorKind::Timeout
@@ -480,19 +502,26 @@ impl Requester<'_> {
                 )
                 .await
             {
-                Ok(body) => {
-                    let v = lean_api::parse_fork_choice(&body)
-                        .map_err(|e| decode_err(Endpoint::ForkChoice, e));
-                    let v = self.record_decode(v)?;
-                    return Ok(Observation {
-                        source: Source::ForkChoice,
-                        head_slot: Some(v.head_slot),
-                        justified: Some(v.justified),
-                        finalized_slot: v.finalized.slot,
-                        finalized_root: Some(v.finalized.root),
-                    });
+                Ok(body) => match self.record_decode(
+                    lean_api::parse_fork_choice(&body)
+                        .map_err(|e| decode_err(Endpoint::ForkChoice, e)),
+                ) {
+                    Ok(v) => {
+                        return Ok(Observation {
+                            source: Source::ForkChoice,
+                            head_slot: Some(v.head_slot),
+                            justified: Some(v.justified),
+                            finalized_slot: v.finalized.slot,
+                            finalized_root: Some(v.finalized.root),
+                        })
+                    }
+                    Err(e) => {
+                        tracing::debug!(upstream = %self.upstream.name, error = %e, "fork_choice unusable; falling back")
+                    }
+                },
+                Err(e) if falls_back(&e) => {
+                    tracing::debug!(upstream = %self.upstream.name, error = %e, "fork_choice unusable; falling back")
                 }
-                Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -522,10 +551,15 @@ impl Requester<'_> {
             )
             .await
         {
-            Ok(body) => Some(self.record_decode(
-                lean_api::parse_checkpoint(&body).map_err(|e| decode_err(Endpoint::Justified, e)),
-            )?),
-            Err(e) if is_not_found(&e) => None,
+            // Not served, or not in the reference shape: the Zig leanpoint
+            // never asked for it, the State alone will do.
+            Ok(body) => self
+                .record_decode(
+                    lean_api::parse_checkpoint(&body)
+                        .map_err(|e| decode_err(Endpoint::Justified, e)),
+                )
+                .ok(),
+            Err(e) if falls_back(&e) => None,
             Err(e) => return Err(e),
         };
         let head = match self
@@ -547,7 +581,7 @@ impl Requester<'_> {
                 let e = UpstreamError::new(
                     ErrorKind::Unsupported,
                     Endpoint::StateFinalized,
-                    "serves none of fork_choice, checkpoints/justified, states/finalized (404)",
+                    "no usable fork_choice, and states/finalized is not served (404)",
                 );
                 self.metrics.observe_error(e.kind);
                 return Err(e);

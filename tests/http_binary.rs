@@ -112,12 +112,29 @@ fn metrics_pass_promtool_check() {
         .write_all(text.as_bytes())
         .expect("feed promtool");
     let out = child.wait_with_output().expect("promtool output");
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n--- metrics ---\n{text}",
+    // The Zig leanpoint's deprecated families keep their exact names for its
+    // dashboards; promtool's lint of those names (`_ms`) is the one
+    // complaint allowed, and only for them.
+    const ZIG_NAMES: [&str; 4] = [
+        "leanpoint_last_success_timestamp_ms ",
+        "leanpoint_last_updated_timestamp_ms ",
+        "leanpoint_last_latency_ms ",
+        "leanpoint_error_total ",
+    ];
+    let report = format!(
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let other: Vec<&str> = report
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !ZIG_NAMES.iter().any(|z| l.starts_with(z)))
+        .collect();
+    assert!(
+        out.status.success() || other.is_empty(),
+        "promtool check metrics failed:\n{report}\n--- metrics ---\n{text}"
+    );
+    assert!(other.is_empty(), "promtool check metrics: {other:#?}");
 }
 
 #[test]
@@ -183,7 +200,12 @@ fn fd_threshold_turns_healthz_and_livez_503_and_back() {
     );
     let before = get(lp.addr, "/healthz");
     assert_eq!(before.status, 503, "no agreement with dead upstreams");
-    assert!(before.text().starts_with("stale"), "{}", before.text());
+    // The Zig leanpoint's word: no upstream answered (all are dead).
+    assert!(
+        before.text().starts_with("stale") || before.text().starts_with("no_upstreams"),
+        "{}",
+        before.text()
+    );
     assert!(!before.text().contains("fd:"), "{}", before.text());
 
     let mut idle = Vec::new();
@@ -212,7 +234,7 @@ fn fd_threshold_turns_healthz_and_livez_503_and_back() {
     let after = get(lp.addr, "/healthz");
     assert_eq!(after.status, 503, "still no agreement");
     assert!(!after.text().contains("fd:"), "{}", after.text());
-    assert!(after.text().starts_with("stale"), "{}", after.text());
+    assert!(after.text().starts_with("no_upstreams"), "{}", after.text());
 }
 
 /// Client side of a slowloris: connections that send a request line and

@@ -77,7 +77,7 @@ async fn no_agreement_means_503_json_with_a_reason() {
         "/lean/v0/states/finalized",
         "/lean/v0/checkpoints/justified",
     ] {
-        let r = get_path(&state, path).await;
+        let r = call(&state, req("GET", path, &[("accept", "application/json")])).await;
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
         assert_eq!(r.header(header::CONTENT_TYPE), Some("application/json"));
         let err = r.json()["error"]
@@ -88,7 +88,15 @@ async fn no_agreement_means_503_json_with_a_reason() {
     }
     // Agreement but the State not downloaded yet.
     agree(&state);
-    let r = get_path(&state, "/lean/v0/states/finalized").await;
+    let r = call(
+        &state,
+        req(
+            "GET",
+            "/lean/v0/states/finalized",
+            &[("accept", "application/json")],
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.json()["error"]
         .as_str()

@@ -2,30 +2,59 @@
 //!
 //! - /healthz (the Zig leanpoint's probe, same meaning plus one condition):
 //!   agreement reached within the stale window, and open fds at or below
-//!   `--fd-threshold` of RLIMIT_NOFILE. The agreement reason starts with
-//!   `stale`, the Zig body, so scripts matching it keep working.
+//!   `--fd-threshold` of RLIMIT_NOFILE. The agreement reason starts with the
+//!   Zig body's word (`stale`, `no_upstreams`, `no_consensus`), so scripts
+//!   matching it keep working.
 //! - /livez: the process can do its job: fds under the threshold and every
 //!   poller ticked recently. No upstream needs to answer.
 //! - /readyz: there is something to serve: fresh agreement and a cached State.
 
 use crate::state::{unix_ms, AppState};
 
-/// Why the agreed data may not be served now, or None when it may.
+/// Why the agreed data may not be served now, or None when it may: the
+/// Zig leanpoint's word for it, then the details. `no_upstreams`: no
+/// upstream answered within the stale window; `no_consensus`: some did, but
+/// not enough agree; `stale`: anything else (no decision yet, an agreement
+/// that aged out). Scripts that matched the Zig bodies keep matching.
 pub fn agreement_problem(state: &AppState) -> Option<String> {
+    let (word, detail) = agreement_detail(state)?;
+    Some(format!("{word}: {detail}"))
+}
+
+/// The same reason in the words of the Zig leanpoint's State and checkpoint
+/// routes, which said only `stale`.
+pub fn stale_problem(state: &AppState) -> Option<String> {
+    let (_, detail) = agreement_detail(state)?;
+    Some(format!("stale: {detail}"))
+}
+
+fn agreement_detail(state: &AppState) -> Option<(&'static str, String)> {
     if state.agreement_fresh() {
         return None;
     }
     let c = state.consensus();
     let why = c.last_error.as_deref().unwrap_or("no decision yet");
-    Some(if c.last_agreement_ms == 0 {
-        format!("stale: no agreement since start: {why}")
+    let word = if c.last_decision_ms == 0 {
+        "stale"
+    } else if c.responding == 0 {
+        "no_upstreams"
+    } else if !c.agreement {
+        "no_consensus"
     } else {
-        format!(
-            "stale: last agreement {} ms ago, over the {} ms stale window: {why}",
-            unix_ms().saturating_sub(c.last_agreement_ms),
-            state.config.stale.as_millis()
-        )
-    })
+        "stale"
+    };
+    Some((
+        word,
+        if c.last_agreement_ms == 0 {
+            format!("no agreement since start: {why}")
+        } else {
+            format!(
+                "last agreement {} ms ago, over the {} ms stale window: {why}",
+                unix_ms().saturating_sub(c.last_agreement_ms),
+                state.config.stale.as_millis()
+            )
+        },
+    ))
 }
 
 /// Open fds above `--fd-threshold` of the soft limit. Unknown usage (no
@@ -102,4 +131,12 @@ pub fn no_state_reason(state: &AppState) -> String {
         ),
         None => "state: no finalized checkpoint agreed yet, so no State to serve".to_string(),
     }
+}
+
+/// [`no_state_reason`] as the State route says it: the Zig leanpoint's
+/// `no_finalized_state` first.
+pub fn no_finalized_state(state: &AppState) -> String {
+    let reason = no_state_reason(state);
+    let detail = reason.strip_prefix("state: ").unwrap_or(&reason);
+    format!("no_finalized_state: {detail}")
 }

@@ -44,6 +44,16 @@ pub struct Status {
     pub rule: String,
     pub served_state_slot: Option<u64>,
     pub served_state_bytes: u64,
+    // For the status page's header (issue 14).
+    /// The checkpoint-sync route would serve the State now.
+    pub serving: bool,
+    /// Unix ms when the served finalized slot last advanced; 0 = never.
+    pub finalized_advanced_ms: u64,
+    /// The server's clock when this was read, so ages need no client clock.
+    pub now_ms: u64,
+    /// Open fds and the soft RLIMIT_NOFILE (null without procfs).
+    pub open_fds: Option<u64>,
+    pub max_fds: Option<u64>,
 }
 
 impl Status {
@@ -51,6 +61,8 @@ impl Status {
         let c = state.consensus();
         let served = state.served_state();
         let error_count = state.upstreams.iter().map(|u| u.view().error_count).sum();
+        let fds = crate::process::fd_usage();
+        let serving = served.is_some() && super::health::agreement_problem(state).is_none();
         Status {
             justified_slot: c.justified.map_or(0, |j| j.slot),
             finalized_slot: c.finalized.map_or(0, |f| f.slot),
@@ -70,6 +82,11 @@ impl Status {
             rule: state.config.agreement.to_string(),
             served_state_slot: served.as_ref().map(|s| s.slot),
             served_state_bytes: served.as_ref().map_or(0, |s| s.bytes.len() as u64),
+            serving,
+            finalized_advanced_ms: c.finalized_advanced_ms,
+            now_ms: crate::state::unix_ms(),
+            open_fds: fds.map(|f| f.0),
+            max_fds: fds.map(|f| f.1),
         }
     }
 }
@@ -106,6 +123,8 @@ pub struct UpstreamEntry {
     pub errors_by_kind: BTreeMap<&'static str, u64>,
     pub consecutive_errors: u64,
     pub last_latency_ms: Option<u64>,
+    /// The same, in microseconds: local nodes answer in well under 1 ms.
+    pub last_latency_us: Option<u64>,
     pub last_attempt_ms: Option<u64>,
     pub polls: u64,
     pub polls_skipped: u64,
@@ -168,6 +187,7 @@ impl UpstreamEntry {
                 .collect(),
             consecutive_errors: v.consecutive_errors,
             last_latency_ms: v.last_latency_ms,
+            last_latency_us: v.last_latency_us,
             last_attempt_ms: v.last_attempt_ms,
             polls: v.polls,
             polls_skipped: v.polls_skipped,

@@ -21,6 +21,7 @@
 
 mod health;
 mod json;
+mod range;
 pub mod routes;
 mod stall;
 mod status_page;

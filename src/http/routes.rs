@@ -8,11 +8,10 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_http::compression::predicate::{Predicate, SizeAbove};
@@ -21,6 +20,7 @@ use tower_http::services::ServeDir;
 
 use super::health;
 use super::json::{Status, Upstreams};
+pub use super::range::if_none_match;
 use crate::lean_api::{self, paths};
 use crate::metrics;
 use crate::state::AppState;
@@ -34,9 +34,11 @@ const HEALTHZ: &str = "/healthz";
 const LIVEZ: &str = "/livez";
 const READYZ: &str = "/readyz";
 const INDEX: &str = "/";
+const API_HISTORY: &str = "/api/history";
+const PAGE_SCRIPT: &str = "/status.js";
 
 /// Every route template, for the `route` label.
-const ROUTES: [&str; 10] = [
+const ROUTES: [&str; 12] = [
     paths::STATE_FINALIZED,
     paths::JUSTIFIED,
     paths::HEALTH,
@@ -47,10 +49,11 @@ const ROUTES: [&str; 10] = [
     LIVEZ,
     READYZ,
     INDEX,
+    API_HISTORY,
+    PAGE_SCRIPT,
 ];
 
 const TEXT: &str = "text/plain; charset=utf-8";
-const OCTET_STREAM: &str = "application/octet-stream";
 
 /// The public API. With `--static-dir`, that directory is served for `/`
 /// and every unknown path instead of the embedded page.
@@ -64,12 +67,16 @@ pub fn router(state: AppRef) -> Router {
         .route(METRICS, get(metrics_text))
         .route(HEALTHZ, get(healthz))
         .route(LIVEZ, get(livez))
-        .route(READYZ, get(readyz));
+        .route(READYZ, get(readyz))
+        .route(API_HISTORY, get(super::status_page::history));
     app = match &state.config.static_dir {
         // ServeDir refuses `..` components, so nothing outside the
         // directory is reachable; `/` serves index.html.
         Some(dir) => app.fallback_service(ServeDir::new(dir)),
-        None => app.route(INDEX, get(index)).fallback(not_found),
+        None => app
+            .route(INDEX, get(super::status_page::index))
+            .route(PAGE_SCRIPT, get(super::status_page::script))
+            .fallback(not_found),
     };
     app.layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(
@@ -117,6 +124,7 @@ impl Predicate for Compressible {
         [
             "application/json",
             "text/html",
+            "text/javascript",
             "text/plain",
             "application/openmetrics-text",
         ]
@@ -130,53 +138,43 @@ fn unavailable(reason: impl Into<String>) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
+/// 503 as the Zig leanpoint sent it on the State route, a text line
+/// starting `stale` or `no_finalized_state` (what its scripts match), or
+/// JSON `{"error": ...}` for a client that asks for JSON.
+fn state_unavailable(headers: &HeaderMap, reason: String) -> Response {
+    let wants_json = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"));
+    if wants_json {
+        unavailable(reason)
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, reason + "\n")
+    }
+}
+
 fn text(code: StatusCode, body: String) -> Response {
     (code, [(header::CONTENT_TYPE, TEXT)], body).into_response()
 }
 
 /// `GET/HEAD /lean/v0/states/finalized`: the cached agreed State, the same
-/// `Bytes` for every client (no copy), only while agreement is fresh.
+/// `Bytes` for every client (no copy), only while agreement is fresh; with
+/// `If-None-Match` (304) and `Range` / `If-Range` (206, 416): see `range`.
 async fn state_finalized(State(state): State<AppRef>, headers: HeaderMap) -> Response {
-    if let Some(reason) = health::agreement_problem(&state) {
-        return unavailable(reason);
+    if let Some(reason) = health::stale_problem(&state) {
+        return state_unavailable(&headers, reason);
     }
     let Some(served) = state.served_state() else {
-        return unavailable(health::no_state_reason(&state));
+        return state_unavailable(&headers, health::no_finalized_state(&state));
     };
-    let etag = HeaderValue::from_str(&served.etag).ok();
-    let length = HeaderValue::from(served.bytes.len());
-    if let Some(tag) = &etag {
-        if if_none_match(&headers, &served.etag) {
-            let mut r = StatusCode::NOT_MODIFIED.into_response();
-            r.headers_mut().insert(header::ETAG, tag.clone());
-            return r;
-        }
-    }
-    let mut r = Response::new(Body::from(served.bytes.clone()));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
-    h.insert(header::CONTENT_LENGTH, length);
-    if let Some(tag) = etag {
-        h.insert(header::ETAG, tag);
-    }
-    r
-}
-
-/// True when `If-None-Match` lists `etag` (weak or strong) or is `*`.
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim())
-        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+    super::range::serve(&headers, served.bytes.clone(), &served.etag)
 }
 
 /// `GET /lean/v0/checkpoints/justified`: the agreed justified checkpoint,
 /// in the Lean API's shape.
 async fn justified(State(state): State<AppRef>) -> Response {
-    if let Some(reason) = health::agreement_problem(&state) {
+    if let Some(reason) = health::stale_problem(&state) {
         return unavailable(reason);
     }
     match state.consensus().justified {
@@ -246,32 +244,6 @@ async fn readyz(State(state): State<AppRef>) -> Response {
     probe(health::readyz(&state), "ready")
 }
 
-async fn index(State(state): State<AppRef>) -> Html<String> {
-    Html(super::status_page::render(&state))
-}
-
 async fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "404: Not Found\n".to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_none_match_forms() {
-        let tag = "\"0xabc\"";
-        for (value, hit) in [
-            ("\"0xabc\"", true),
-            ("W/\"0xabc\"", true),
-            ("\"x\", \"0xabc\"", true),
-            ("*", true),
-            ("\"0xab\"", false),
-        ] {
-            let mut h = HeaderMap::new();
-            h.insert(header::IF_NONE_MATCH, HeaderValue::from_static(value));
-            assert_eq!(if_none_match(&h, tag), hit, "{value}");
-        }
-        assert!(!if_none_match(&HeaderMap::new(), tag));
-    }
 }

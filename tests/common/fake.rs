@@ -307,15 +307,26 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> 
 async fn write_reply(stream: &mut TcpStream, reply: &Reply) -> bool {
     let reason = match reply.status {
         200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
         404 => "Not Found",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Status",
     };
     let mut out = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nServer: leanpoint-test-fake\r\n",
-        reply.status, reply.content_type
+        "HTTP/1.1 {} {reason}\r\nServer: leanpoint-test-fake\r\n",
+        reply.status
     )
     .into_bytes();
+    // An empty content type is sent as no Content-Type header at all.
+    if !reply.content_type.is_empty() {
+        out.extend_from_slice(format!("Content-Type: {}\r\n", reply.content_type).as_bytes());
+    }
+    for (k, v) in &reply.headers {
+        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
     if reply.chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
         for chunk in reply.body.chunks(1024) {

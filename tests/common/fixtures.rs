@@ -47,6 +47,8 @@ pub struct Reply {
     /// Sent as a 200 head with a large Content-Length, then one body byte
     /// every 100 ms forever (status and body are ignored).
     pub drip: bool,
+    /// Extra response headers (`Location` of a redirect).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -58,6 +60,7 @@ impl Reply {
             body: body.into(),
             chunked: false,
             drip: false,
+            headers: Vec::new(),
         }
     }
 
@@ -69,7 +72,23 @@ impl Reply {
             body: Bytes::from_static(b"404: Not Found"),
             chunked: false,
             drip: false,
+            headers: Vec::new(),
         }
+    }
+
+    /// `status` (a 3xx) to `location`, empty body.
+    pub fn redirect(status: u16, location: &str) -> Reply {
+        let mut r = Reply::status(status, "text/plain; charset=utf-8", "");
+        r.headers
+            .push(("Location".to_string(), location.to_string()));
+        r
+    }
+
+    /// Any status with this content type and body.
+    pub fn status(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
+        let mut r = Reply::ok(content_type, body);
+        r.status = status;
+        r
     }
 
     /// This route's content type, dripped forever (see `drip`).
@@ -112,6 +131,7 @@ impl Routes {
                     body: body.into(),
                     chunked: false,
                     drip: false,
+                    headers: Vec::new(),
                 }
             } else {
                 panic!("fixture folder {folder} has no {file}");

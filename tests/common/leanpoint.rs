@@ -45,6 +45,8 @@ pub struct Builder {
     upstreams: Vec<(String, String)>,
     upstreams_file: Option<PathBuf>,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
+    env_only: bool,
     nofile: Option<u64>,
 }
 
@@ -61,9 +63,24 @@ impl Builder {
         self
     }
 
-    /// Extra command-line arguments (each flag at most once: clap rejects repeats).
+    /// Extra command-line arguments (a repeated flag: the last one wins).
     pub fn args(mut self, args: &[&str]) -> Builder {
         self.args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// An environment variable for the process (`LEANPOINT_*` from the
+    /// test's own environment are never inherited).
+    pub fn env(mut self, key: &str, value: &str) -> Builder {
+        self.envs.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Starts without `--bind 127.0.0.1 --port <port>` on the command line:
+    /// they go in `LEANPOINT_BIND_ADDR` / `LEANPOINT_BIND_PORT` instead, so
+    /// a configuration can be given by the environment alone.
+    pub fn env_only(mut self) -> Builder {
+        self.env_only = true;
         self
     }
 
@@ -114,11 +131,24 @@ impl Builder {
     }
 
     fn command(&self, port: u16, config: Option<&Path>, stderr: &Path) -> Command {
-        let mut cmd = base_command(port, stderr);
-        if let Some(p) = config {
-            cmd.arg("--upstreams-config").arg(p);
-        }
+        let mut cmd = if self.env_only {
+            let mut cmd = Command::new(BIN);
+            scrub_and_wire(&mut cmd, stderr);
+            cmd.env("LEANPOINT_BIND_ADDR", "127.0.0.1")
+                .env("LEANPOINT_BIND_PORT", port.to_string());
+            if let Some(p) = config {
+                cmd.env("LEANPOINT_UPSTREAMS_CONFIG", p);
+            }
+            cmd
+        } else {
+            let mut cmd = base_command(port, stderr);
+            if let Some(p) = config {
+                cmd.arg("--upstreams-config").arg(p);
+            }
+            cmd
+        };
         cmd.args(&self.args);
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         if let Some(n) = self.nofile {
             // SAFETY: runs in the forked child before exec, where only
             // async-signal-safe work is allowed: one raw setrlimit system
@@ -144,6 +174,13 @@ impl Builder {
 fn base_command(port: u16, stderr: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
+    scrub_and_wire(&mut cmd, stderr);
+    cmd
+}
+
+/// Removes inherited `LEANPOINT_*`, ties the child's life to the test's, and
+/// sends stderr to `stderr`.
+fn scrub_and_wire(cmd: &mut Command, stderr: &Path) {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("LEANPOINT_") {
             cmd.env_remove(k);
@@ -165,7 +202,6 @@ fn base_command(port: u16, stderr: &Path) -> Command {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(file));
-    cmd
 }
 
 /// Ok once `child` itself listens on `port`; Err(exit status) if it exited,
@@ -350,10 +386,16 @@ pub struct Exit {
 /// Runs leanpoint with `args` (plus bind and a free port) until it exits;
 /// kills it and panics if it is still running after `timeout`.
 pub fn run_to_exit(args: &[&str], timeout: Duration) -> Exit {
+    run_to_exit_env(args, &[], timeout)
+}
+
+/// [`run_to_exit`] with environment variables `envs` set.
+pub fn run_to_exit_env(args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Exit {
     let dir = TempDir::new();
     let stderr_path = dir.path().join("stderr.log");
     let mut child = base_command(free_port(), &stderr_path)
         .args(args)
+        .envs(envs.iter().copied())
         .spawn()
         .expect("spawning leanpoint");
     let deadline = std::time::Instant::now() + timeout;

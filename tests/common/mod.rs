@@ -30,7 +30,7 @@ pub mod sys;
 pub use client::{client, get_with, metric, wait_until, Response};
 pub use fake::{ConnRecord, FakeUpstream, Mode};
 pub use fixtures::{fixture, fixture_finalized, Reply, Routes};
-pub use leanpoint::{find_upstream, run_to_exit, Exit, Leanpoint, FAST};
+pub use leanpoint::{find_upstream, run_to_exit, run_to_exit_env, Exit, Leanpoint, FAST};
 pub use sys::{dead_port, TempDir};
 
 /// Starts one fake upstream per `(name, mode)` and a leanpoint polling them

@@ -47,15 +47,20 @@ fn bad_behaviours_are_named() {
     }
 }
 
-#[test]
-fn routes_and_legacy() {
-    let chain = Chain::new(super::super::chain::ChainParams {
+/// A chain whose head stays at slot 20 for the test's duration.
+fn chain_at_slot_20() -> Chain {
+    Chain::new(super::super::chain::ChainParams {
         chain_id: 1,
         validators: 4,
         slot: Duration::from_secs(3600),
         start_slot: 20,
         genesis_time: 0,
-    });
+    })
+}
+
+#[test]
+fn routes_and_legacy() {
+    let chain = chain_at_slot_20();
     let status = |b: &Behaviour, path: &str| match reply(b, Route::from_path(path), &chain) {
         Reply::Full { status, .. } => status,
         other => panic!("{other:?}"),
@@ -72,13 +77,7 @@ fn routes_and_legacy() {
 #[test]
 fn pair_faults_are_refused_by_verification() {
     use crate::verify::verify_pair;
-    let chain = Chain::new(super::super::chain::ChainParams {
-        chain_id: 1,
-        validators: 4,
-        slot: Duration::from_secs(3600),
-        start_slot: 20,
-        genesis_time: 0,
-    });
+    let chain = chain_at_slot_20();
     let body = |b: &Behaviour, route: Route| match reply(b, route, &chain) {
         Reply::Full {
             status: 200, body, ..

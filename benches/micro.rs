@@ -265,6 +265,12 @@ fn votes(n: usize, fallback_every: usize, lagging_every: usize) -> Vec<Option<Vo
                     slot: slot + 1,
                     root: root_of(slot + 1),
                 }),
+                // A healthy node's fork-choice tree: its finalized block and a
+                // few descendants, one chain.
+                evidence: std::sync::Arc::new(leanpoint::ancestry::Evidence {
+                    tree: (slot..=slot + 4).map(|s| (s, root_of(s))).collect(),
+                    ..Default::default()
+                }),
             })
         })
         .collect()
@@ -319,9 +325,10 @@ fn polled_state(n: usize) -> std::sync::Arc<AppState> {
         }),
         finalized_slot: 100,
         finalized_root: Some(root_of(100)),
+        tree: (100..=103).map(|s| (s, root_of(s))).collect(),
     };
     for i in 0..n {
-        state.record_poll(i, &Ok(obs), Duration::from_millis(1));
+        state.record_poll(i, &Ok(obs.clone()), Duration::from_millis(1));
     }
     state
 }
@@ -402,7 +409,7 @@ fn main() {
         "1000 upstreams: fresh_votes + decide + apply",
         || {
             let votes = polled.fresh_votes();
-            let d = consensus::decide(&votes, AgreementRule::ConfiguredMajority);
+            let d = polled.decide(&votes);
             polled.apply(&d, &votes);
             d.agreed.is_some()
         },

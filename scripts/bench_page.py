@@ -93,13 +93,17 @@ def measure(n, logs):
     seq0 = refresh(c, 0)[2]
     time.sleep(REFRESH_S)
     steady = refresh(c, seq0)
+    c.close()
 
     # Idle rate, then back-to-back refreshes, each asking for the 2 s of
     # history a page refreshing every 2 s would ask for.
     t0, c0 = time.monotonic(), cpu_s(lp.pid)
     time.sleep(WINDOW_S)
     idle_rate = (cpu_s(lp.pid) - c0) / (time.monotonic() - t0)
+    # leanpoint closes idle keep-alive connections (--header-timeout-ms).
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     seqs = collections.deque([(time.monotonic(), refresh(c, 0)[2])])
+    c.close()
     done = [0] * CLIENTS
     stop_at = time.monotonic() + WINDOW_S
     lock = threading.Lock()

@@ -4,10 +4,11 @@
 # anything else) beside it, and `cargo test --locked` run there. Proves the
 # tests need nothing outside the repository.
 #
-# The clone builds into its own target directory (default
-# target/fresh-clone of this checkout, kept between runs so only leanpoint
-# itself is rebuilt), never into this checkout's target/debug, whose
-# leanpoint binary the other steps test. LEANPOINT_FRESH_TARGET moves it.
+# The clone builds into its own target directory in the same temporary
+# directory (removed at the end: the test binaries take gigabytes), never into this
+# checkout's target/debug, whose leanpoint binary the other steps test. It
+# starts from copies of this checkout's compiled dependencies, so only
+# leanpoint itself is compiled. LEANPOINT_FRESH_TARGET moves it elsewhere.
 #
 #   scripts/fresh-clone.sh                      # cargo test --locked -- --test-threads=2
 #   scripts/fresh-clone.sh --test migration     # one target only
@@ -15,7 +16,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/leanpoint-fresh.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-clone="$work/leanpoint"
+# The clone's parent holds the clone alone; the build goes elsewhere in $work.
+mkdir "$work/src"
+clone="$work/src/leanpoint"
 
 # Only committed files reach the clone; say so when the tree has more.
 if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ]; then
@@ -27,8 +30,8 @@ git -C "$clone" checkout --quiet --detach FETCH_HEAD
 echo "fresh-clone: $(git -C "$clone" rev-parse --short HEAD) in $clone" >&2
 
 # Nothing beside the clone: a test that reaches for a sibling shared/ finds nothing.
-if [ "$(ls -A "$work")" != "leanpoint" ]; then
-    echo "fresh-clone: $work holds more than the clone" >&2
+if [ "$(ls -A "$work/src")" != "leanpoint" ]; then
+    echo "fresh-clone: $work/src holds more than the clone" >&2
     exit 1
 fi
 # No committed file outside the docs refers to the sibling shared/.
@@ -37,7 +40,19 @@ if git -C "$clone" grep -n '\.\./shared' -- ':!*.md'; then
     exit 1
 fi
 
-export CARGO_TARGET_DIR="${LEANPOINT_FRESH_TARGET:-$repo/target/fresh-clone}"
+seed="${CARGO_TARGET_DIR:-$repo/target}/debug"
+export CARGO_TARGET_DIR="${LEANPOINT_FRESH_TARGET:-$work/target}"
+# A new target directory starts from this checkout's compiled dependencies
+# (copies, not links: nothing built for the clone can touch them), so only
+# leanpoint itself is compiled again. Its own artifacts are left behind:
+# built from the clone's path, they are rebuilt from the clone's sources.
+if [ ! -d "$CARGO_TARGET_DIR/debug/deps" ] && [ -d "$seed/deps" ]; then
+    mkdir -p "$CARGO_TARGET_DIR/debug"
+    (cd "$seed" && find deps -maxdepth 1 -name 'lib*' ! -name 'libleanpoint*' -print0;
+        find .fingerprint build -mindepth 1 -maxdepth 1 ! -name 'leanpoint-*' -print0) |
+        tar -C "$seed" --null -T - -cf - | tar -C "$CARGO_TARGET_DIR/debug" -xf -
+    echo "fresh-clone: dependencies seeded from $seed" >&2
+fi
 cd "$clone"
 # Arguments, if any, replace the default ones (e.g. `--test migration`).
 if [ "$#" -eq 0 ]; then

@@ -42,6 +42,9 @@ amtool check-config deploy/alertmanager/alertmanager.yml
 step "Kubernetes base: PrometheusRule = alerts/, kubectl kustomize, schema (kubernetes-validate)"
 scripts/check-k8s.sh
 
+step "network faults between namespaces (veth + nftables): loss, mid-body, after headers, black hole, partitions"
+scripts/netns-faults.sh
+
 step "status page in headless Chromium against the demo (screenshot: target/artifacts/status-page.png)"
 # Its own step (test = false), after the timing tests: a browser is heavy
 # on two cores.

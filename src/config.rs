@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// Data older than this is stale: not counted for agreement, not served (unset: max(30000, 2 × poll + timeout)).
     #[arg(long, env = "LEANPOINT_STALE_MS", default_value_t = DEFAULT_STALE_MS)]
     pub stale_ms: u64,
+    /// Slot duration of the devnet, milliseconds: with a State's genesis
+    /// time it bounds the finalized slot an upstream can possibly report.
+    #[arg(long, env = "LEANPOINT_SLOT_MS", default_value_t = 4_000)]
+    pub slot_ms: u64,
     /// Single-upstream mode: base URL of one lean node (used without --upstreams-config).
     #[arg(
         long,
@@ -203,6 +207,8 @@ pub struct Config {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub stale: Duration,
+    /// Slot duration (bounds possible finalized slots).
+    pub slot: Duration,
     pub static_dir: Option<PathBuf>,
     pub max_body_bytes: u64,
     pub max_state_bytes: u64,
@@ -327,16 +333,14 @@ impl Config {
         upstreams: impl FnOnce() -> Result<(Vec<Upstream>, String, Vec<String>), ConfigError>,
     ) -> Result<Config, ConfigError> {
         let src = &args.sources;
-        let fail = |id: &str, reason: String| {
-            let (origin, field) = src.name(id);
-            err(origin, field, reason)
-        };
+        let fail = |id: &str, reason: String| refuse(src, id, reason);
         let bind: IpAddr = args
             .bind
             .parse()
             .map_err(|_| fail("bind", format!("{:?} is not an IP address", args.bind)))?;
         let t = Timings::resolve(args)?;
         let header_timeout = nonzero(src, "header_timeout_ms", args.header_timeout_ms)?;
+        let slot = nonzero(src, "slot_ms", args.slot_ms)?;
         if args.max_body_bytes < 1024 {
             return Err(fail("max_body_bytes", "must be at least 1024".into()));
         }
@@ -381,6 +385,7 @@ impl Config {
             timeout: t.timeout,
             connect_timeout: t.connect,
             stale: t.stale,
+            slot,
             static_dir: args.static_dir.clone(),
             max_body_bytes: args.max_body_bytes,
             max_state_bytes: args.max_state_bytes,
@@ -395,11 +400,16 @@ impl Config {
     }
 }
 
+/// The error for argument `id`, named as the user gave it.
+fn refuse(src: &Sources, id: &str, reason: impl Into<String>) -> ConfigError {
+    let (origin, field) = src.name(id);
+    err(origin, field, reason)
+}
+
 /// A duration flag in milliseconds that must be positive.
 fn nonzero(src: &Sources, id: &str, v: u64) -> Result<Duration, ConfigError> {
     if v == 0 {
-        let (origin, field) = src.name(id);
-        return Err(err(origin, field, "must be greater than 0"));
+        return Err(refuse(src, id, "must be greater than 0"));
     }
     Ok(Duration::from_millis(v))
 }
@@ -451,10 +461,9 @@ impl Timings {
             connect_given
         };
         if connect_ms > timeout_ms {
-            let (origin, field) = src.name("connect_timeout_ms");
-            return Err(err(
-                origin,
-                field,
+            return Err(refuse(
+                src,
+                "connect_timeout_ms",
                 format!(
                     "{connect_ms} ms exceeds {} {timeout_ms} ms (the connect deadline is part of the total)",
                     src.field("timeout_ms")
@@ -462,10 +471,9 @@ impl Timings {
             ));
         }
         if stale_ms < poll_ms {
-            let (origin, field) = src.name("stale_ms");
-            return Err(err(
-                origin,
-                field,
+            return Err(refuse(
+                src,
+                "stale_ms",
                 format!(
                     "{stale_ms} ms is shorter than {} {poll_ms} ms: every observation would be stale before the next poll",
                     src.field("poll_ms")

@@ -199,6 +199,11 @@ impl History {
         }
     }
 
+    /// The agreed finalized checkpoints kept, oldest first.
+    pub fn checkpoints(&self) -> Vec<CheckpointJson> {
+        checkpoints_json(&lock(&self.agreement), |_| true)
+    }
+
     /// Everything numbered after `after`, oldest first; `names[i]` names
     /// upstream i (names only: no URL reaches this answer).
     pub fn read(&self, after: u64, names: &[&str]) -> HistoryJson {
@@ -206,19 +211,7 @@ impl History {
         let new = |seq: u64| seq > after && seq <= upto;
         let (checkpoints, agreed) = {
             let a = lock(&self.agreement);
-            let checkpoints = a
-                .checkpoints
-                .iter()
-                .filter(|c| new(c.seq))
-                .map(|c| CheckpointJson {
-                    seq: c.seq,
-                    slot: c.slot,
-                    root: c.root.map(|r| r.to_string()),
-                    at_ms: c.at_ms,
-                    supporters: c.supporters,
-                    required: c.required,
-                })
-                .collect();
+            let checkpoints = checkpoints_json(&a, new);
             let agreed = a.agreed.iter().filter(|s| new(s.seq)).copied().collect();
             (checkpoints, agreed)
         };
@@ -243,6 +236,21 @@ impl History {
             upstreams,
         }
     }
+}
+
+fn checkpoints_json(a: &Agreement, keep: impl Fn(u64) -> bool) -> Vec<CheckpointJson> {
+    a.checkpoints
+        .iter()
+        .filter(|c| keep(c.seq))
+        .map(|c| CheckpointJson {
+            seq: c.seq,
+            slot: c.slot,
+            root: c.root.map(|r| r.to_string()),
+            at_ms: c.at_ms,
+            supporters: c.supporters,
+            required: c.required,
+        })
+        .collect()
 }
 
 /// `GET /api/history`.

@@ -138,13 +138,19 @@ pub fn parse_checkpoint(body: &[u8]) -> Result<Checkpoint, DecodeError> {
 }
 
 /// What leanpoint needs from `GET /lean/v0/fork_choice`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForkChoiceView {
     pub head_slot: u64,
     pub head_root: Root,
     pub justified: Checkpoint,
     pub finalized: Checkpoint,
+    /// Every node (slot, root): the finalized block and its descendants
+    /// (ancestry evidence, see `ancestry`). At most `MAX_TREE_NODES`.
+    pub nodes: Vec<(u64, Root)>,
 }
+
+/// Fork-choice nodes kept from one response, whatever the upstream sends.
+pub const MAX_TREE_NODES: usize = 256;
 
 #[derive(Deserialize)]
 struct ForkChoiceWire {
@@ -186,11 +192,24 @@ pub fn parse_fork_choice(body: &[u8]) -> Result<ForkChoiceView, DecodeError> {
             wire.finalized.slot, wire.justified.slot, head_slot
         )));
     }
+    // Only nodes at or past the finalized slot can descend from it; the
+    // highest are kept when a hostile tree is cut.
+    let mut nodes: Vec<(u64, Root)> = wire
+        .nodes
+        .iter()
+        .filter(|n| n.slot >= wire.finalized.slot)
+        .map(|n| (n.slot, n.root))
+        .collect();
+    if nodes.len() > MAX_TREE_NODES {
+        nodes.sort_unstable_by_key(|n| std::cmp::Reverse(n.0));
+        nodes.truncate(MAX_TREE_NODES);
+    }
     Ok(ForkChoiceView {
         head_slot,
         head_root: wire.head,
         justified: wire.justified,
         finalized: wire.finalized,
+        nodes,
     })
 }
 

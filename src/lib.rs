@@ -23,6 +23,7 @@
 //! - `sim`: the simulated devnet with fault injection (`leanpoint sim`, `leanpoint demo`).
 //! - `convert`: lean-quickstart validator-config.yaml to upstreams.json.
 
+pub mod ancestry;
 pub mod arg_sources;
 pub mod config;
 pub mod consensus;

@@ -75,26 +75,12 @@ impl Phase {
     }
 }
 
-/// How an upstream stands relative to the current decision.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum UpstreamState {
-    /// Fresh observation that votes for the agreed checkpoint.
-    Agreeing,
-    /// Fresh observation of another checkpoint (lagging, forked, or no agreement at all).
-    Disagreeing,
-    /// No fresh observation: the last polls failed.
-    Failing,
-}
+/// How an upstream stands to the agreed checkpoint (the pure rule lives in
+/// `consensus`); the `state` label of `leanpoint_consensus_upstreams`.
+pub use crate::consensus::Standing as UpstreamState;
 
-impl UpstreamState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpstreamState::Agreeing => "agreeing",
-            UpstreamState::Disagreeing => "disagreeing",
-            UpstreamState::Failing => "failing",
-        }
-    }
-}
+pub mod pair;
+pub use pair::PairMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamLabels {
@@ -230,6 +216,8 @@ pub struct Metrics {
     pub state_fetches: Counter,
     pub state_fetch_failures: Counter,
     pub in_flight_total: Gauge,
+    /// The verified pair and upstream standings.
+    pub pair: PairMetrics,
     // Inbound HTTP.
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: HistogramFamily<RouteLabels>,
@@ -412,12 +400,8 @@ impl Metrics {
             consensus_reached.clone(),
         );
         let upstreams_by_state = Family::<StateLabels, Gauge>::default();
-        r.register("consensus_upstreams", "Configured upstreams by standing: agreeing, disagreeing (fresh but another checkpoint), failing (no fresh observation)", upstreams_by_state.clone());
-        for s in [
-            UpstreamState::Agreeing,
-            UpstreamState::Disagreeing,
-            UpstreamState::Failing,
-        ] {
+        r.register("consensus_upstreams", "Configured upstreams by standing: agreeing, ahead (past it, on its chain), behind (before it, on its chain), conflicting (proven on another chain), unknown (no evidence), failing (no fresh observation)", upstreams_by_state.clone());
+        for s in UpstreamState::ALL {
             upstreams_by_state
                 .get_or_create(&StateLabels { state: s })
                 .set(0);
@@ -466,6 +450,7 @@ impl Metrics {
         );
         let in_flight_total = Gauge::default();
         r.register("upstream_requests_in_flight", "Requests to all upstreams in flight now; never more than the number of upstreams plus one state download", in_flight_total.clone());
+        let pair = PairMetrics::new(r, upstream_names);
 
         // Inbound HTTP.
         let http_requests = Family::<HttpLabels, Counter>::default();
@@ -527,6 +512,7 @@ impl Metrics {
             state_fetches,
             state_fetch_failures,
             in_flight_total,
+            pair,
             http_requests,
             http_duration,
             http_open_connections,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::consensus;
+use crate::ancestry;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
 use crate::upstream::{Observation, Source, UpstreamError};
@@ -98,7 +98,32 @@ async fn poll_once(
     let result = requester
         .poll(&state.config, deadline, prefer_fallback)
         .await;
+    if let Ok(obs) = &result {
+        read_history(&state, i, obs, deadline).await;
+    }
     (result, started.elapsed())
+}
+
+/// Reads the head of upstream `i`'s State, within this poll's turn and
+/// deadline, when the decider wants ancestry evidence from it: at most once
+/// per finalized change of that upstream, and only as many bytes as the
+/// highest wanted entry of historical_block_hashes needs.
+async fn read_history(state: &AppState, i: usize, obs: &Observation, deadline: Instant) {
+    let finalized = (obs.finalized_slot, obs.finalized_root);
+    let slots = state.history_wanted(i, finalized);
+    let Some(&top) = slots.iter().max() else {
+        return;
+    };
+    let n = ancestry::history_prefix_len(top);
+    if n as u64 > state.config.max_state_bytes {
+        return;
+    }
+    match state.requester(i).fetch_state_prefix(n, deadline).await {
+        Ok(prefix) => state.record_history(i, finalized, &slots, &prefix),
+        Err(e) => {
+            tracing::debug!(upstream = %state.upstreams[i].config.name, error = %e, "state history read failed");
+        }
+    }
 }
 
 fn log_outcome(state: &AppState, i: usize, result: &Result<Observation, UpstreamError>) {
@@ -158,8 +183,7 @@ pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
             first_round_done = true;
         }
         let votes = state.fresh_votes();
-        let served = state.consensus().finalized.map(|f| (f.slot, f.root));
-        let decision = consensus::decide_preferring(&votes, state.config.agreement, served);
+        let decision = state.decide(&votes);
         state.apply(&decision, &votes);
         let has = decision.agreed.is_some();
         if has != had_agreement {

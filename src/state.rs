@@ -16,12 +16,15 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+use crate::ancestry::Evidence;
 use crate::config::{Config, Upstream};
-use crate::consensus::{Decision, Vote};
+use crate::consensus::Vote;
 use crate::history::{History, PollOutcome};
 use crate::lean_api::{Checkpoint, Root};
 use crate::metrics::{Metrics, StateLabels, UpstreamState};
 use crate::upstream::{ErrorKind, Observation, Source, UpstreamError};
+
+mod apply;
 
 /// Unix time in milliseconds.
 pub fn unix_ms() -> u64 {
@@ -53,6 +56,19 @@ pub struct UpstreamView {
     /// Fresh and voting for the agreed checkpoint at the last decision.
     pub agrees: bool,
     pub standing: UpstreamState,
+    /// Why the standing is what it is, where that is not obvious (an
+    /// impossible finalized slot, a refused pair).
+    pub standing_reason: Option<String>,
+    /// What is known about which blocks its chain holds.
+    pub evidence: Arc<Evidence>,
+    /// Slots of its State's history the decider asked for.
+    pub wanted: Vec<u64>,
+    /// Its finalized checkpoint when its State's history was last read: read
+    /// at most once per finalized change.
+    pub history_read_at: Option<(u64, Option<Root>)>,
+    /// The last (block, state) pair from it that was refused: the named
+    /// reason and a message.
+    pub pair_error: Option<(&'static str, String)>,
 }
 
 impl Default for UpstreamView {
@@ -75,6 +91,11 @@ impl Default for UpstreamView {
             polls_skipped: 0,
             agrees: false,
             standing: UpstreamState::Failing,
+            standing_reason: None,
+            evidence: Arc::default(),
+            wanted: Vec::new(),
+            history_read_at: None,
+            pair_error: None,
         }
     }
 }
@@ -83,7 +104,7 @@ impl Default for UpstreamView {
 #[derive(Debug)]
 pub struct UpstreamSlot {
     pub config: Upstream,
-    view: Mutex<UpstreamView>,
+    pub(crate) view: Mutex<UpstreamView>,
     /// Unix ms of the poller's last loop turn: /livez proves pollers tick.
     pub last_tick_ms: AtomicU64,
     /// Held for the whole of any request to this upstream. The poller and the
@@ -121,20 +142,31 @@ pub struct ConsensusView {
     pub responding: usize,
     pub required: usize,
     pub agreeing: usize,
-    pub disagreeing: usize,
+    /// Upstreams in each standing, in `UpstreamState::ALL` order.
+    pub by_standing: [usize; UpstreamState::ALL.len()],
     pub failing: usize,
     pub conflict: bool,
+    /// More than half the configured upstreams contradict the served checkpoint.
+    pub served_contradicted: bool,
     /// Why there is no agreement, for /status `last_error`.
     pub last_error: Option<String>,
 }
 
-/// The cached finalized State, shared by every download without copying.
+/// The served finalized pair: the State and (when verified) its SignedBlock,
+/// shared by every download without copying, installed as one `Arc` so the
+/// two change together.
 #[derive(Debug)]
 pub struct ServedState {
     pub slot: u64,
     pub root: Option<Root>,
     pub bytes: Bytes,
     pub etag: String,
+    /// The finalized SignedBlock; None only for a State served by slot alone.
+    pub block: Option<Bytes>,
+    /// Hash tree root of the State (the block's state_root), when verified.
+    pub state_root: Option<Root>,
+    /// Genesis time written in the State.
+    pub genesis_time: u64,
     pub fetched_from: String,
     pub fetched_at_ms: u64,
 }
@@ -155,15 +187,15 @@ pub struct AppState {
     pub registry: Registry,
     pub client: reqwest::Client,
     pub upstreams: Vec<UpstreamSlot>,
-    consensus: RwLock<ConsensusView>,
-    served: RwLock<Option<Arc<ServedState>>>,
+    pub(crate) consensus: RwLock<ConsensusView>,
+    pub(crate) served: RwLock<Option<Arc<ServedState>>>,
     /// Pollers ring this after each poll; the decider waits on it.
     pub poll_finished: Notify,
     /// Decider -> state cache.
     pub state_target: watch::Sender<Option<StateTarget>>,
     pub started_ms: u64,
     /// Supporters of the agreed checkpoint, in preference order, for the cache.
-    supporters: Mutex<Vec<usize>>,
+    pub(crate) supporters: Mutex<Vec<usize>>,
     /// What the status page draws: bounded, written by the hooks below.
     pub history: History,
 }
@@ -176,7 +208,7 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data
     // half-updated in a way readers could not tolerate; keep serving.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -266,7 +298,20 @@ impl AppState {
             .record_poll(i, now_ms, PollOutcome::of(result, latency));
         match result {
             Ok(obs) => {
-                v.observation = Some(*obs);
+                let mut ev = (*v.evidence).clone();
+                if v.observation
+                    .as_ref()
+                    .is_some_and(|prev| obs.finalized_slot < prev.finalized_slot)
+                {
+                    ev.forget_above(obs.finalized_slot);
+                }
+                // Its finality never reverts: what it finalizes stays on its chain.
+                if let Some(root) = obs.finalized_root {
+                    ev.hold(obs.finalized_slot, root);
+                }
+                ev.tree = obs.tree.to_vec();
+                v.evidence = Arc::new(ev);
+                v.observation = Some(obs.clone());
                 v.observed_at = Some(Instant::now());
                 v.last_success_ms = Some(now_ms);
                 v.healthy = true;
@@ -342,153 +387,19 @@ impl AppState {
             .iter()
             .map(|u| {
                 let v = lock(&u.view);
-                match (v.observation, v.observed_at) {
+                match (&v.observation, v.observed_at) {
                     (Some(o), Some(at)) if now.saturating_duration_since(at) <= stale => {
                         Some(Vote {
                             finalized_slot: o.finalized_slot,
                             finalized_root: o.finalized_root,
                             justified: o.justified,
+                            evidence: v.evidence.clone(),
                         })
                     }
                     _ => None,
                 }
             })
             .collect()
-    }
-
-    /// Applies a decision: updates standings and metrics, moves the served
-    /// checkpoint forward (never back), and tells the state cache what to hold.
-    pub fn apply(&self, decision: &Decision, votes: &[Option<Vote>]) {
-        let now_ms = unix_ms();
-        let (mut agreeing, mut disagreeing, mut failing) = (0usize, 0usize, 0usize);
-        // A mask, not `supporters.contains(&i)` per upstream: that was
-        // quadratic, the decider's largest cost at 1000 upstreams.
-        let mut supports = vec![false; self.upstreams.len()];
-        for &i in decision.agreed.iter().flat_map(|a| &a.supporters) {
-            if let Some(s) = supports.get_mut(i) {
-                *s = true;
-            }
-        }
-        for (i, slot) in self.upstreams.iter().enumerate() {
-            let standing = match votes.get(i) {
-                Some(Some(_)) if supports[i] => UpstreamState::Agreeing,
-                Some(Some(_)) => UpstreamState::Disagreeing,
-                _ => UpstreamState::Failing,
-            };
-            match standing {
-                UpstreamState::Agreeing => agreeing += 1,
-                UpstreamState::Disagreeing => disagreeing += 1,
-                UpstreamState::Failing => failing += 1,
-            }
-            let mut v = lock(&slot.view);
-            v.standing = standing;
-            v.agrees = standing == UpstreamState::Agreeing;
-            self.metrics.upstreams[i].agrees.set(i64::from(v.agrees));
-        }
-        let m = &self.metrics;
-        for (state, n) in [
-            (UpstreamState::Agreeing, agreeing),
-            (UpstreamState::Disagreeing, disagreeing),
-            (UpstreamState::Failing, failing),
-        ] {
-            m.upstreams_by_state
-                .get_or_create(&StateLabels { state })
-                .set(n as i64);
-        }
-        m.required_votes.set(decision.required as i64);
-        m.last_decision.set(now_ms as f64 / 1000.0);
-        m.zig.decided(now_ms);
-        m.consensus_reached
-            .set(i64::from(decision.agreed.is_some()));
-
-        let mut c = self.consensus.write().unwrap_or_else(|p| p.into_inner());
-        c.last_decision_ms = now_ms;
-        c.responding = decision.responding;
-        c.required = decision.required;
-        (c.agreeing, c.disagreeing, c.failing) = (agreeing, disagreeing, failing);
-        c.conflict = decision.conflict;
-        c.agreement = false;
-        let Some(agreed) = &decision.agreed else {
-            c.last_error = Some(if decision.conflict {
-                "conflict: two finalized roots at one slot both meet the agreement rule".to_string()
-            } else {
-                format!(
-                    "no consensus reached among upstreams ({} fresh of {}, {} must agree)",
-                    decision.responding,
-                    self.upstreams.len(),
-                    decision.required
-                )
-            });
-            return;
-        };
-        let candidate = Finalized {
-            slot: agreed.finalized_slot,
-            root: agreed.finalized_root,
-        };
-        match c.finalized {
-            Some(cur)
-                if candidate.slot < cur.slot
-                    || (candidate.slot == cur.slot
-                        && candidate.root != cur.root
-                        && cur.root.is_some()
-                        && candidate.root.is_some()) =>
-            {
-                // Older or conflicting: keep serving what was agreed before.
-                m.regressions_refused.inc();
-                c.last_error = Some(format!(
-                    "agreement on finalized slot {} refused: slot {} was already served",
-                    candidate.slot, cur.slot
-                ));
-                return;
-            }
-            Some(cur)
-                if cur == candidate || (cur.slot == candidate.slot && candidate.root.is_none()) => {
-            }
-            // A root learned for a slot served by slot alone, or a newer checkpoint.
-            _ => {
-                if c.finalized.map(|f| f.slot) != Some(candidate.slot) {
-                    c.finalized_advanced_ms = now_ms;
-                    m.finalized_advanced.set(now_ms as f64 / 1000.0);
-                }
-                c.finalized = Some(candidate);
-                m.finalized_slot.set(candidate.slot as i64);
-            }
-        }
-        if let Some(j) = agreed.justified {
-            if c.justified.is_none_or(|cur| j.slot >= cur.slot) {
-                c.justified = Some(j);
-                m.justified_slot.set(j.slot as i64);
-            }
-        }
-        c.agreement = true;
-        c.last_error = None;
-        c.last_agreement = Some(Instant::now());
-        c.last_agreement_ms = now_ms;
-        m.last_agreement.set(now_ms as f64 / 1000.0);
-        m.zig.agreed(now_ms);
-        let finalized = c.finalized;
-        if let Some(served) = finalized {
-            let justified = c.justified.map(|j| j.slot);
-            let n = agreed.supporters.len();
-            self.history
-                .record_agreement(now_ms, served, justified, n, decision.required);
-        }
-        drop(c);
-
-        *lock(&self.supporters) = agreed.supporters.clone();
-        if let Some(finalized) = finalized {
-            self.state_target.send_if_modified(|t| {
-                let changed = t.map(|t| t.finalized) != Some(finalized);
-                if changed {
-                    let generation = t.map_or(0, |t| t.generation + 1);
-                    *t = Some(StateTarget {
-                        finalized,
-                        generation,
-                    });
-                }
-                changed
-            });
-        }
     }
 
     /// The bounded request path to upstream `i`. Callers hold
@@ -505,16 +416,5 @@ impl AppState {
     /// Supporters of the current agreement, for the state cache to try in order.
     pub fn supporters(&self) -> Vec<usize> {
         lock(&self.supporters).clone()
-    }
-
-    /// Installs a downloaded State unless a newer one is already served.
-    pub fn install_state(&self, s: ServedState) {
-        let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
-        if served.as_ref().is_some_and(|cur| cur.slot > s.slot) {
-            return;
-        }
-        self.metrics.served_state_slot.set(s.slot as i64);
-        self.metrics.served_state_bytes.set(s.bytes.len() as i64);
-        *served = Some(Arc::new(s));
     }
 }

@@ -1,25 +1,47 @@
-//! The finalized-State cache.
+//! The finalized-pair cache.
 //!
-//! When the agreed finalized checkpoint changes, the State is downloaded once,
-//! from one agreeing upstream (the next on failure), checked structurally
-//! against the agreed slot, and installed as shared `Bytes` that every
-//! download of /lean/v0/states/finalized serves without a copy. Polls never
-//! download whole states; this task is the only one that does, and only one
-//! download runs at a time.
+//! When the agreed finalized checkpoint changes, its SignedBlock and State
+//! are downloaded once, from one upstream that reports exactly that
+//! checkpoint (the next on failure), and installed only if
+//! `verify::verify_pair` proves them against the agreed root: the block's
+//! hash tree root is the agreed root and the State's is the block's
+//! state_root. A refused pair is named (metric, JSON, log) and nothing
+//! unverified is served. Polls never download whole states; this task is
+//! the only one that does, one download at a time, holding the upstream's
+//! `turn`.
+//!
+//! A checkpoint agreed by slot alone (every supporter a legacy upstream
+//! without fork_choice, so no root is known) has nothing to verify against:
+//! its State is served as the Zig leanpoint served it, marked unverified.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::lean_api::Root;
 use crate::shutdown::Shutdown;
-use crate::state::{unix_ms, AppState, ServedState, StateTarget};
+use crate::state::{lock, unix_ms, AppState, ServedState, StateTarget};
+use crate::upstream::is_not_found;
+use crate::verify::{verify_pair, VerifiedPair, VerifyError};
 
-/// Pause between rounds over all supporters when none gave a usable State.
+/// Pause after the first round over all sources that gave no usable pair;
+/// doubled after each further round, up to the poll interval.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Proven pairs of checkpoints newer than the agreed one, kept for when the
+/// agreement reaches them: with polls spread over an interval, an upstream
+/// reporting the agreed checkpoint has often finalized the next by the
+/// time its pair is downloaded.
+const PENDING_PAIRS: usize = 4;
+
+/// A proven pair of a newer checkpoint and the upstream that sent it.
+type Pending = Vec<(VerifiedPair, usize)>;
 
 pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
     let mut target_rx = state.state_target.subscribe();
+    let mut pending: Pending = Vec::new();
     loop {
         let target = *target_rx.borrow_and_update();
         if let Some(target) = target {
@@ -28,10 +50,10 @@ pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
                 s.slot == target.finalized.slot
                     && (target.finalized.root.is_none() || s.root == target.finalized.root)
             });
-            if !have {
+            if !have && !install_pending(&state, target, &mut pending) {
                 tokio::select! {
                     _ = shutdown.wait() => return,
-                    _ = fetch_until_done(&state, target, &mut target_rx) => {}
+                    _ = fetch_until_done(&state, target, &mut target_rx, &mut pending) => {}
                 }
             }
         }
@@ -42,70 +64,295 @@ pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
     }
 }
 
-/// Tries the supporters in turn until one gives a State for `target`, or the
-/// target changes (a newer agreement makes this one moot).
+/// Tries the sources in turn until one gives a verified pair for `target`,
+/// or the target changes (a newer agreement makes this one moot).
 async fn fetch_until_done(
     state: &AppState,
     target: StateTarget,
     target_rx: &mut tokio::sync::watch::Receiver<Option<StateTarget>>,
+    pending: &mut Pending,
 ) {
+    let mut pause = RETRY_AFTER;
+    // Kept over rounds: a block-less upstream's State is downloaded once per
+    // target, not once per round.
+    let mut spare = Spare::default();
     loop {
-        for i in state.supporters() {
+        for i in sources(state, target) {
             if target_rx.has_changed().unwrap_or(true) {
                 return;
             }
-            if try_one(state, target, i).await {
+            if try_one(state, target, i, &mut spare, pending).await {
                 return;
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(RETRY_AFTER) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = target_rx.changed() => return,
         }
+        pause = pause
+            .saturating_mul(2)
+            .min(state.config.poll.max(RETRY_AFTER));
     }
 }
 
-async fn try_one(state: &AppState, target: StateTarget, i: usize) -> bool {
+/// Supporters of the agreement that report exactly the agreed checkpoint:
+/// the finalized routes of one already past it serve a newer pair.
+fn sources(state: &AppState, target: StateTarget) -> Vec<usize> {
+    state
+        .supporters()
+        .into_iter()
+        .filter(|&i| {
+            state.upstreams[i].view().observation.is_some_and(|o| {
+                o.finalized_slot == target.finalized.slot
+                    && (o.finalized_root.is_none() || o.finalized_root == target.finalized.root)
+            })
+        })
+        .collect()
+}
+
+/// Halves of a pair kept from one source for the next: a block whose root
+/// matched when its upstream's State did not, and the State of a legacy
+/// upstream without the block route. Either is served only as part of a
+/// pair that `verify_pair` proves.
+#[derive(Default)]
+struct Spare {
+    block: Option<Bytes>,
+    state: Option<(Bytes, usize)>,
+}
+
+/// Downloads from upstream `i` and installs a pair if it is proven.
+async fn try_one(
+    state: &AppState,
+    target: StateTarget,
+    i: usize,
+    spare: &mut Spare,
+    pending: &mut Pending,
+) -> bool {
     let upstream = &state.upstreams[i].config;
     // One request in flight per upstream: wait for its poll to end.
     let _turn = state.upstreams[i].turn.lock().await;
     let requester = state.requester(i);
+    let cap = state.config.max_state_bytes;
+    let block = match target.finalized.root {
+        None => None,
+        Some(_) => {
+            let deadline = Instant::now() + state.config.timeout;
+            match requester.fetch_block(cap, deadline).await {
+                Ok(b) => Some(b),
+                Err(e) if is_not_found(&e) && spare.block.is_some() => spare.block.clone(),
+                Err(e) if is_not_found(&e) => {
+                    // Its State may still be proven by another source's block.
+                    if spare.state.is_none() {
+                        let deadline = Instant::now()
+                            + download_budget(state.config.timeout, state.config.stale);
+                        state.metrics.state_fetches.inc();
+                        match requester.fetch_state(cap, deadline).await {
+                            Ok((bytes, _)) => spare.state = Some((bytes, i)),
+                            Err(e) => refuse(state, i, "fetch_failed", e.to_string()),
+                        }
+                    }
+                    refuse(state, i, "block_unavailable", "serves no /lean/v0/blocks/finalized (404); its State is served only with a block from another source".into());
+                    return false;
+                }
+                Err(e) => {
+                    refuse(state, i, "fetch_failed", e.to_string());
+                    return false;
+                }
+            }
+        }
+    };
+    if let (Some(root), Some(block), Some((bytes, from))) =
+        (target.finalized.root, &block, spare.state.clone())
+    {
+        if let Ok(pair) = verify_pair(target.finalized.slot, root, block.clone(), bytes) {
+            if descends_from_served(state, &pair.state, target.finalized.slot).is_ok() {
+                let etag = format!("\"{root}\"");
+                install(
+                    state,
+                    from,
+                    target,
+                    pair.state,
+                    Some(pair.block),
+                    Some(pair.state_root),
+                    etag,
+                );
+                return true;
+            }
+        }
+    }
     state.metrics.state_fetches.inc();
     // A state is larger than a poll's JSON: allow it the total deadline
     // several times over, still bounded, and within half the stale window:
     // this upstream's polls wait for the download, and its vote must not go
     // stale meanwhile.
     let deadline = Instant::now() + download_budget(state.config.timeout, state.config.stale);
-    let result = requester
-        .fetch_state(state.config.max_state_bytes, deadline)
-        .await;
-    let (bytes, header) = match result {
+    let (bytes, header) = match requester.fetch_state(cap, deadline).await {
         Ok(ok) => ok,
         Err(e) => {
-            state.metrics.state_fetch_failures.inc();
-            tracing::warn!(upstream = %upstream.name, error = %e, "finalized state download failed");
+            refuse(state, i, "fetch_failed", e.to_string());
             return false;
         }
     };
-    if header.slot != target.finalized.slot {
-        state.metrics.state_fetch_failures.inc();
-        tracing::info!(upstream = %upstream.name, state_slot = header.slot, agreed_slot = target.finalized.slot, "state does not match the agreed checkpoint (upstream moved on); trying the next");
+    let (Some(root), Some(block)) = (target.finalized.root, block) else {
+        if header.slot != target.finalized.slot {
+            refuse(
+                state,
+                i,
+                "state_slot_mismatch",
+                format!(
+                    "state slot {} is not the agreed slot {} (upstream moved on)",
+                    header.slot, target.finalized.slot
+                ),
+            );
+            return false;
+        }
+        tracing::info!(upstream = %upstream.name, slot = header.slot, bytes = bytes.len(), "finalized state cached by slot alone (unverified: no root agreed)");
+        let etag = format!("\"slot-{}-{:016x}\"", header.slot, fnv1a(&bytes));
+        install(state, i, target, bytes, None, None, etag);
+        return true;
+    };
+    let pair = match verify_pair(target.finalized.slot, root, block.clone(), bytes.clone()) {
+        Ok(p) => p,
+        Err(VerifyError::BlockRootMismatch { .. })
+            if keep_newer(target, &block, bytes, i, pending) =>
+        {
+            refuse(state, i, "moved_on", "its finalized checkpoint moved past the agreed one; its proven pair is kept for when the agreement reaches it".into());
+            return false;
+        }
+        Err(e) => {
+            if e.kind().starts_with("state")
+                || matches!(e.kind(), "header_mismatch" | "validators_invalid")
+            {
+                spare.block = Some(block);
+            }
+            refuse(state, i, e.kind(), e.to_string());
+            return false;
+        }
+    };
+    if let Err(why) = descends_from_served(state, &pair.state, target.finalized.slot) {
+        refuse(state, i, "not_descendant", why);
         return false;
     }
-    let etag = match target.finalized.root {
-        Some(root) => format!("\"{root}\""),
-        None => format!("\"slot-{}-{:016x}\"", header.slot, fnv1a(&bytes)),
+    tracing::info!(upstream = %upstream.name, slot = pair.slot, block_root = %pair.block_root, state_root = %pair.state_root, state_bytes = pair.state.len(), block_bytes = pair.block.len(), "verified finalized pair cached");
+    let etag = format!("\"{root}\"");
+    install(
+        state,
+        i,
+        target,
+        pair.state,
+        Some(pair.block),
+        Some(pair.state_root),
+        etag,
+    );
+    true
+}
+
+/// Keeps the pair of a newer checkpoint if it proves itself (its block's own
+/// slot and root, then `verify_pair` against them).
+fn keep_newer(
+    target: StateTarget,
+    block: &Bytes,
+    state_bytes: Bytes,
+    i: usize,
+    pending: &mut Pending,
+) -> bool {
+    let Ok(signed) = crate::lean_ssz::decode_signed_block(block) else {
+        return false;
     };
-    tracing::info!(upstream = %upstream.name, slot = header.slot, bytes = bytes.len(), "finalized state cached");
+    let (slot, root) = (signed.block.slot, crate::lean_ssz::htr(&signed.block));
+    if slot <= target.finalized.slot {
+        return false;
+    }
+    let Ok(pair) = verify_pair(slot, root, block.clone(), state_bytes) else {
+        return false;
+    };
+    pending.retain(|(p, _)| p.block_root != root);
+    pending.push((pair, i));
+    pending.sort_by_key(|(p, _)| std::cmp::Reverse(p.slot));
+    pending.truncate(PENDING_PAIRS);
+    true
+}
+
+/// Installs a kept pair if it is the agreed checkpoint's.
+fn install_pending(state: &AppState, target: StateTarget, pending: &mut Pending) -> bool {
+    pending.retain(|(p, _)| p.slot >= target.finalized.slot);
+    let Some(root) = target.finalized.root else {
+        return false;
+    };
+    let Some(pos) = pending
+        .iter()
+        .position(|(p, _)| p.slot == target.finalized.slot && p.block_root == root)
+    else {
+        return false;
+    };
+    let (pair, i) = pending.swap_remove(pos);
+    if descends_from_served(state, &pair.state, pair.slot).is_err() {
+        return false;
+    }
+    tracing::info!(upstream = %state.upstreams[i].config.name, slot = pair.slot, block_root = %pair.block_root, "verified finalized pair cached (downloaded ahead of the agreement)");
+    let etag = format!("\"{root}\"");
+    install(
+        state,
+        i,
+        target,
+        pair.state,
+        Some(pair.block),
+        Some(pair.state_root),
+        etag,
+    );
+    true
+}
+
+/// Honest progress descends from what is served: the new State's own
+/// history holds the served root at the served slot.
+fn descends_from_served(state: &AppState, new_state: &[u8], slot: u64) -> Result<(), String> {
+    let Some(served) = state.served_state() else {
+        return Ok(());
+    };
+    let Some(root) = served.root.filter(|_| served.slot < slot) else {
+        return Ok(());
+    };
+    match crate::ancestry::history_entry(new_state, served.slot) {
+        Some(r) if r == root => Ok(()),
+        got => Err(format!(
+            "its history holds {} at the served slot {}, not the served root {root}",
+            got.map_or("nothing".to_string(), |r: Root| r.to_string()),
+            served.slot
+        )),
+    }
+}
+
+fn install(
+    state: &AppState,
+    i: usize,
+    target: StateTarget,
+    bytes: Bytes,
+    block: Option<Bytes>,
+    state_root: Option<Root>,
+    etag: String,
+) {
+    lock(&state.upstreams[i].view).pair_error = None;
     state.install_state(ServedState {
-        slot: header.slot,
+        slot: target.finalized.slot,
         root: target.finalized.root,
+        genesis_time: crate::ancestry::state_genesis_time(&bytes).unwrap_or(0),
         bytes,
         etag,
-        fetched_from: upstream.name.clone(),
+        block,
+        state_root,
+        fetched_from: state.upstreams[i].config.name.clone(),
         fetched_at_ms: unix_ms(),
     });
-    true
+}
+
+/// Names a refused pair (or part of one) in the log, the metrics and the
+/// upstream's JSON.
+fn refuse(state: &AppState, i: usize, kind: &'static str, message: String) {
+    let name = &state.upstreams[i].config.name;
+    state.metrics.state_fetch_failures.inc();
+    state.metrics.pair.failure(name, kind);
+    tracing::warn!(upstream = %name, kind, error = %message, "finalized pair refused; trying the next source");
+    lock(&state.upstreams[i].view).pair_error = Some((kind, message));
 }
 
 fn download_budget(timeout: Duration, stale: Duration) -> Duration {

@@ -28,13 +28,15 @@ pub enum Endpoint {
     ForkChoice,
     Justified,
     StateFinalized,
+    BlockFinalized,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 3] = [
+    pub const ALL: [Endpoint; 4] = [
         Endpoint::ForkChoice,
         Endpoint::Justified,
         Endpoint::StateFinalized,
+        Endpoint::BlockFinalized,
     ];
 
     pub fn path(self) -> &'static str {
@@ -42,6 +44,7 @@ impl Endpoint {
             Endpoint::ForkChoice => lean_api::paths::FORK_CHOICE,
             Endpoint::Justified => lean_api::paths::JUSTIFIED,
             Endpoint::StateFinalized => lean_api::paths::STATE_FINALIZED,
+            Endpoint::BlockFinalized => lean_api::paths::BLOCK_FINALIZED,
         }
     }
 
@@ -50,6 +53,7 @@ impl Endpoint {
             Endpoint::ForkChoice => "fork_choice",
             Endpoint::Justified => "checkpoints_justified",
             Endpoint::StateFinalized => "states_finalized",
+            Endpoint::BlockFinalized => "blocks_finalized",
         }
     }
 }
@@ -164,7 +168,7 @@ impl UpstreamError {
 }
 
 /// One successful poll of one upstream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
     pub source: Source,
     /// Unknown for the fallback source (no endpoint serves it).
@@ -174,6 +178,9 @@ pub struct Observation {
     pub finalized_slot: u64,
     /// Unknown for the fallback source: such upstreams agree by slot.
     pub finalized_root: Option<Root>,
+    /// Fork-choice nodes (slot, root), all descending from the finalized
+    /// block: ancestry evidence. Empty for the fallback source.
+    pub tree: std::sync::Arc<[(u64, Root)]>,
 }
 
 /// Builds the one HTTP client all polls share. Redirects are followed only
@@ -322,12 +329,19 @@ impl Requester<'_> {
                     "application/octet-stream"
                 },
             );
+        if let Read::Prefix { n } = read {
+            // A server that honours it sends only the prefix (206); one that
+            // does not sends the whole body, of which only the prefix is read.
+            req = req.header(reqwest::header::RANGE, format!("bytes=0-{}", n.max(1) - 1));
+        }
         for (k, v) in &self.upstream.headers {
             req = req.header(k.as_str(), v.as_str());
         }
         let mut resp = req.send().await.map_err(|e| classify(endpoint, &e))?;
         let status = resp.status();
-        if status != reqwest::StatusCode::OK {
+        let partial_ok =
+            matches!(read, Read::Prefix { .. }) && status == reqwest::StatusCode::PARTIAL_CONTENT;
+        if status != reqwest::StatusCode::OK && !partial_ok {
             return Err(UpstreamError::new(
                 ErrorKind::HttpStatus,
                 endpoint,
@@ -368,7 +382,7 @@ impl Requester<'_> {
     }
 }
 
-fn is_not_found(e: &UpstreamError) -> bool {
+pub fn is_not_found(e: &UpstreamError) -> bool {
     e.kind == ErrorKind::HttpStatus && e.message == "HTTP 404"
 }
 
@@ -513,6 +527,7 @@ impl Requester<'_> {
                             justified: Some(v.justified),
                             finalized_slot: v.finalized.slot,
                             finalized_root: Some(v.finalized.root),
+                            tree: v.nodes.into(),
                         })
                     }
                     Err(e) => {
@@ -606,7 +621,36 @@ impl Requester<'_> {
             justified,
             finalized_slot: head.slot,
             finalized_root: None,
+            tree: std::sync::Arc::from([]),
         })
+    }
+
+    /// Reads the first `n` bytes of the finalized State (a Range request,
+    /// else a streamed read cut off there): its fixed part and the head of
+    /// `historical_block_hashes`, for ancestry evidence.
+    pub async fn fetch_state_prefix(
+        &self,
+        n: usize,
+        deadline: Instant,
+    ) -> Result<Bytes, UpstreamError> {
+        self.get(
+            Endpoint::StateFinalized,
+            Expect::Ssz,
+            Read::Prefix { n },
+            deadline,
+        )
+        .await
+    }
+
+    /// Downloads the finalized SignedBlock (whole, under `cap`).
+    pub async fn fetch_block(&self, cap: u64, deadline: Instant) -> Result<Bytes, UpstreamError> {
+        self.get(
+            Endpoint::BlockFinalized,
+            Expect::Ssz,
+            Read::All { cap },
+            deadline,
+        )
+        .await
     }
 
     /// Downloads and validates the whole finalized State for the cache.

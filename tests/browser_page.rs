@@ -5,7 +5,8 @@
 //! in its own step once scripts/install-deps.sh has installed chromium. It
 //! proves the page redraws itself without a reload (the finalized slot
 //! moves, the timeline grows, a node broken at run time shows as failing),
-//! that the standings it shows are those of /api/upstreams, that every
+//! that the standings it shows are those of /api/upstreams, that it reads
+//! with scripts disabled (the server's render alone), that every
 //! request it makes goes to 127.0.0.1, and that the browser logs no error.
 //! It saves a screenshot to target/artifacts/status-page.png.
 
@@ -210,9 +211,43 @@ fn assert_latencies_have_units(b: &mut Browser, page: &str) {
     }
 }
 
-/// Every request went to 127.0.0.1 (the page's own ones among them), the
-/// browser logged no error, and the page navigated once.
-fn assert_events(b: &mut Browser, base: &str) {
+/// With scripts disabled the server's render alone has the header, every
+/// upstream row with its standing, and the timeline.
+fn assert_readable_without_javascript(b: &mut Browser, base: &str) {
+    let page = b.new_page();
+    b.call(Some(&page), "Page.enable", json!({}));
+    let off = json!({ "value": true });
+    b.call(Some(&page), "Emulation.setScriptExecutionDisabled", off);
+    b.call(
+        Some(&page),
+        "Page.navigate",
+        json!({ "url": format!("{base}/") }),
+    );
+    b.wait_event(&page, "Page.loadEventFired", Duration::from_secs(30));
+    let doc = b.call(Some(&page), "DOM.getDocument", json!({ "depth": 0 }));
+    let root = doc["root"]["nodeId"].clone();
+    // Only with scripting off is a <noscript>'s content parsed into elements.
+    let q = json!({ "nodeId": root, "selector": "noscript > meta[http-equiv=refresh]" });
+    let found = b.call(Some(&page), "DOM.querySelector", q);
+    assert_ne!(found["nodeId"], json!(0), "scripts were disabled");
+    let html = b.call(Some(&page), "DOM.getOuterHTML", json!({ "nodeId": root }));
+    let html = html["outerHTML"].as_str().expect("html");
+    assert!(
+        html.contains(">static page<"),
+        "the script did not run: {html}"
+    );
+    assert!(html.contains(">SERVING<"), "{html}");
+    assert_eq!(html.matches("data-standing=").count(), 8, "{html}");
+    assert!(
+        html.contains("data-standing=\"failing\">failing<"),
+        "{html}"
+    );
+    assert!(html.contains("required)</td></tr>"), "the timeline: {html}");
+}
+
+/// Every request of the live page went to 127.0.0.1 (its own ones among
+/// them), the browser logged no error, and the page navigated once.
+fn assert_events(b: &mut Browser, page: &str, base: &str) {
     b.drain_events();
     let mut urls = Vec::new();
     let mut errors = Vec::new();
@@ -230,7 +265,11 @@ fn assert_events(b: &mut Browser, base: &str) {
             }
             "Runtime.exceptionThrown" => errors.push(p.to_string()),
             "Log.entryAdded" if p["entry"]["level"] == "error" => errors.push(p.to_string()),
-            "Page.frameNavigated" if p["frame"].get("parentId").is_none() => navigations += 1,
+            "Page.frameNavigated"
+                if e["sessionId"] == page && p["frame"].get("parentId").is_none() =>
+            {
+                navigations += 1
+            }
             _ => {}
         }
     }
@@ -312,5 +351,6 @@ fn status_page_updates_itself_in_headless_chromium() {
     let shot = format!("{ARTIFACTS}/status-page.png");
     std::fs::write(&shot, &png).expect("write screenshot");
     println!("screenshot: {shot}");
-    assert_events(&mut b, &demo.base);
+    assert_readable_without_javascript(&mut b, &demo.base);
+    assert_events(&mut b, &page, &demo.base);
 }

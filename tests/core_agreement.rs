@@ -96,10 +96,10 @@ async fn two_of_three_agree_and_the_fork_is_not_counted() {
     .await;
     wait_served(&lp, "advanced").await;
     let all = lp
-        .wait_json("/api/upstreams", "fork standing disagreeing", WAIT, |a| {
+        .wait_json("/api/upstreams", "fork standing conflicting", WAIT, |a| {
             a["upstreams"].as_array().is_some_and(|us| {
                 us.iter()
-                    .any(|u| u["name"] == "fork" && u["standing"] == "disagreeing")
+                    .any(|u| u["name"] == "fork" && u["standing"] == "conflicting")
             })
         })
         .await;
@@ -118,7 +118,7 @@ async fn two_of_three_agree_and_the_fork_is_not_counted() {
     let m = lp.metrics().await;
     let by_state = |s: &str| metric(&m, "leanpoint_consensus_upstreams", &[("state", s)]);
     assert_eq!(by_state("agreeing"), Some(2.0), "{m}");
-    assert_eq!(by_state("disagreeing"), Some(1.0), "{m}");
+    assert_eq!(by_state("conflicting"), Some(1.0), "{m}");
     assert_eq!(
         metric(
             &m,
@@ -153,7 +153,18 @@ async fn assert_never_served(lp: &Leanpoint, responding: usize) -> Value {
         assert_eq!(last_status["agreement"], false, "{last_status}");
         let state = lp.get(STATE).await;
         assert_eq!(state.status, 503, "State served without agreement");
-        let _: Value = state.json(); // the 503 says why, as JSON
+        // The 503 says why: Zig's words in plain text, JSON when asked for.
+        let why = state.text();
+        assert!(
+            why.starts_with("stale") || why.starts_with("no_finalized_state"),
+            "State 503 body: {why:?}"
+        );
+        let state = lp
+            .try_get(STATE, &[("accept", "application/json")])
+            .await
+            .expect("GET State as JSON");
+        assert_eq!(state.status, 503, "State served without agreement");
+        let _: Value = state.json();
         let health = lp.get("/healthz").await;
         assert_eq!(
             health.status,

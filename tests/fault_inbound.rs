@@ -176,6 +176,8 @@ fn start() -> (Devnet, Leanpoint) {
         "250",
         "--stale-ms",
         "5000",
+        "--slot-ms",
+        "1000",
         "--max-connections",
         &CAP.to_string(),
         "--header-timeout-ms",

@@ -77,6 +77,8 @@ fn twelve_of_sixteen_upstreams_failing_like_the_incident() {
             "4",
             "--stale-ms",
             "3000",
+            "--slot-ms",
+            "1000",
         ],
         Some(NOFILE),
     );

@@ -22,6 +22,7 @@ fn observation(finalized_slot: u64) -> Observation {
         }),
         finalized_slot,
         finalized_root: Some(Root::from_hex(FINALIZED_ROOT).expect("root")),
+        tree: std::sync::Arc::from([]),
     }
 }
 

@@ -69,15 +69,15 @@ fn healthy_nodes_agree_byte_for_byte_and_faulty_ones_differ() {
         .iter()
         .map(|(_, _, b)| lean_api::parse_fork_choice(b).expect("fork_choice parses"))
         .collect();
-    let ok = views[0];
+    let ok = &views[0];
     assert_eq!(
         (ok.head_slot, ok.justified.slot, ok.finalized.slot),
         (head, head - 2, head - 3)
     );
-    let lag = views[3];
+    let lag = &views[3];
     assert_eq!(lag.head_slot, head - 3, "lagging:3 is 3 slots behind");
     assert_eq!(lag.finalized.slot, ok.finalized.slot - 3);
-    let fork = views[4];
+    let fork = &views[4];
     assert_eq!(fork.finalized.slot, ok.finalized.slot);
     assert_eq!(fork.head_slot, ok.head_slot);
     assert_ne!(

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::metrics::UpstreamState;
 use crate::state::{AppState, ConsensusView, UpstreamView};
 use crate::upstream::ErrorKind;
 
@@ -37,13 +38,27 @@ pub struct Status {
     pub justified_root: Option<String>,
     pub agreement: bool,
     pub agreeing: usize,
+    /// Fresh but not counted: behind, conflicting or unknown.
     pub disagreeing: usize,
     pub failing: usize,
+    /// Upstreams in each standing (agreeing, ahead, behind, conflicting, unknown, failing).
+    pub standings: BTreeMap<&'static str, usize>,
     pub responding: usize,
     pub required: usize,
     pub rule: String,
     pub served_state_slot: Option<u64>,
     pub served_state_bytes: u64,
+    /// The served pair: block root (the agreed root), the State's hash tree
+    /// root, the block's size; null while nothing or a slot-only State is served.
+    pub served_block_root: Option<String>,
+    pub served_state_root: Option<String>,
+    pub served_block_bytes: u64,
+    /// True when the served State is proven against the agreed root by hash
+    /// tree roots; false for a State served by slot alone (legacy upstreams).
+    pub served_pair_verified: bool,
+    pub served_from: Option<String>,
+    /// More than half the configured upstreams contradict the served checkpoint.
+    pub served_contradicted: bool,
     // For the status page's header (issue 14).
     /// The checkpoint-sync route would serve the State now.
     pub serving: bool,
@@ -75,13 +90,34 @@ impl Status {
             justified_root: c.justified.map(|j| j.root.to_string()),
             agreement: c.agreement,
             agreeing: c.agreeing,
-            disagreeing: c.disagreeing,
+            disagreeing: c.by_standing[2] + c.by_standing[3] + c.by_standing[4],
             failing: c.failing,
+            standings: UpstreamState::ALL
+                .iter()
+                .zip(c.by_standing)
+                .map(|(s, n)| (s.as_str(), n))
+                .collect(),
             responding: c.responding,
             required: c.required,
             rule: state.config.agreement.to_string(),
             served_state_slot: served.as_ref().map(|s| s.slot),
             served_state_bytes: served.as_ref().map_or(0, |s| s.bytes.len() as u64),
+            served_block_root: served
+                .as_ref()
+                .filter(|s| s.block.is_some())
+                .and_then(|s| s.root)
+                .map(|r| r.to_string()),
+            served_state_root: served
+                .as_ref()
+                .and_then(|s| s.state_root)
+                .map(|r| r.to_string()),
+            served_block_bytes: served
+                .as_ref()
+                .and_then(|s| s.block.as_ref())
+                .map_or(0, |b| b.len() as u64),
+            served_pair_verified: served.as_ref().is_some_and(|s| s.state_root.is_some()),
+            served_from: served.as_ref().map(|s| s.fetched_from.clone()),
+            served_contradicted: c.served_contradicted,
             serving,
             finalized_advanced_ms: c.finalized_advanced_ms,
             now_ms: crate::state::unix_ms(),
@@ -118,6 +154,11 @@ pub struct UpstreamEntry {
     pub source: &'static str,
     pub agrees: bool,
     pub standing: &'static str,
+    /// Why, where the standing needs explaining (e.g. `impossible_slot: ...`).
+    pub standing_reason: Option<String>,
+    /// The named reason its last (block, state) pair was refused, if one was.
+    pub pair_error_kind: Option<&'static str>,
+    pub pair_error: Option<String>,
     pub last_error_kind: Option<&'static str>,
     /// Every kind, 0 included, so clients need no list of kinds.
     pub errors_by_kind: BTreeMap<&'static str, u64>,
@@ -162,7 +203,7 @@ impl Upstreams {
 
 impl UpstreamEntry {
     fn new(config: &crate::config::Upstream, v: &UpstreamView) -> UpstreamEntry {
-        let obs = v.observation;
+        let obs = v.observation.as_ref();
         UpstreamEntry {
             name: config.name.clone(),
             url: config.display_url.clone(),
@@ -179,6 +220,9 @@ impl UpstreamEntry {
             source: v.source.as_str(),
             agrees: v.agrees,
             standing: v.standing.as_str(),
+            standing_reason: v.standing_reason.clone(),
+            pair_error_kind: v.pair_error.as_ref().map(|e| e.0),
+            pair_error: v.pair_error.as_ref().map(|e| e.1.clone()),
             last_error_kind: v.last_error_kind.map(ErrorKind::as_str),
             errors_by_kind: ErrorKind::ALL
                 .iter()

@@ -38,8 +38,9 @@ const API_HISTORY: &str = "/api/history";
 const PAGE_SCRIPT: &str = "/status.js";
 
 /// Every route template, for the `route` label.
-const ROUTES: [&str; 12] = [
+const ROUTES: [&str; 13] = [
     paths::STATE_FINALIZED,
+    paths::BLOCK_FINALIZED,
     paths::JUSTIFIED,
     paths::HEALTH,
     STATUS,
@@ -60,6 +61,7 @@ const TEXT: &str = "text/plain; charset=utf-8";
 pub fn router(state: AppRef) -> Router {
     let mut app = Router::new()
         .route(paths::STATE_FINALIZED, get(state_finalized))
+        .route(paths::BLOCK_FINALIZED, get(block_finalized))
         .route(paths::JUSTIFIED, get(justified))
         .route(paths::HEALTH, get(lean_health))
         .route(STATUS, get(status))
@@ -169,6 +171,26 @@ async fn state_finalized(State(state): State<AppRef>, headers: HeaderMap) -> Res
         return state_unavailable(&headers, health::no_finalized_state(&state));
     };
     super::range::serve(&headers, served.bytes.clone(), &served.etag)
+}
+
+/// `GET/HEAD /lean/v0/blocks/finalized`: the SignedBlock of the served pair
+/// (checkpoint-sync clients fetch it before the State), under the State's
+/// rules (ETag, 304, ranges, exact bytes, never compressed). None is served
+/// beside a State served by slot alone: there is no verified block to give.
+async fn block_finalized(State(state): State<AppRef>, headers: HeaderMap) -> Response {
+    if let Some(reason) = health::stale_problem(&state) {
+        return state_unavailable(&headers, reason);
+    }
+    let Some(served) = state.served_state() else {
+        return state_unavailable(&headers, health::no_finalized_state(&state));
+    };
+    let Some(block) = served.block.clone() else {
+        return state_unavailable(
+            &headers,
+            "no_finalized_block: the State is served by slot alone (legacy upstreams), no verified block".to_string(),
+        );
+    };
+    super::range::serve(&headers, block, &served.etag)
 }
 
 /// `GET /lean/v0/checkpoints/justified`: the agreed justified checkpoint,

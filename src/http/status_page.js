@@ -104,14 +104,22 @@
     var serving = $('serving');
     serving.textContent = st.serving ? 'SERVING' : 'NOT SERVING';
     serving.className = 'big ' + (st.serving ? 'ok' : 'bad');
-    setText('serving-why', st.last_error || '');
+    var why = st.last_error || '';
+    if (st.served_contradicted === true) why = 'most upstreams contradict the served checkpoint. ' + why;
+    setText('serving-why', why);
     var has = st.served_state_slot !== null && st.served_state_slot !== undefined;
     setText('served-slot', dash(st.served_state_slot));
     // Served-pair fields of newer servers, else what this one reports.
     var block = st.served_block_root || (has ? st.finalized_root : null);
     fill($('served-block-root'), rootNode(block));
     fill($('served-state-root'), rootNode(st.served_state_root || null));
-    setText('served-size', has ? bytes(st.served_state_bytes) : '-');
+    // Newer servers also report the block's size and whether the pair is
+    // proven by hash tree roots; older ones do not, and nothing is shown.
+    var size = has ? bytes(st.served_state_bytes) : '-';
+    if (has && st.served_block_bytes) size = 'state ' + size + ' \u00b7 block ' + bytes(st.served_block_bytes);
+    if (has && st.served_pair_verified === true) size += ' \u00b7 verified';
+    if (has && st.served_pair_verified === false) size += ' \u00b7 slot only';
+    setText('served-size', size);
     setText('finality-age', st.finalized_advanced_ms ? age(st.now_ms - st.finalized_advanced_ms) + ' ago' : 'never');
     setText('finalized-slot', dash(st.finalized_slot));
     setText('justified-slot', dash(st.justified_slot));
@@ -155,14 +163,19 @@
       td[1].appendChild(el('code', u.url));
       var st = el('span', u.standing, 'standing ' + standingClass(u.standing));
       st.setAttribute('data-standing', u.standing);
+      if (u.standing_reason) st.title = u.standing_reason;
       td[2].appendChild(st);
       td[8].className = 'err';
       if (u.last_error_kind && u.last_error) {
         td[8].appendChild(el('code', u.last_error_kind));
         td[8].appendChild(document.createTextNode(' ' + u.last_error));
-      } else {
-        td[8].textContent = '-';
       }
+      if (u.pair_error_kind && u.pair_error) {
+        if (td[8].childNodes.length) td[8].appendChild(el('br'));
+        td[8].appendChild(el('code', 'pair ' + u.pair_error_kind));
+        td[8].appendChild(document.createTextNode(' ' + u.pair_error));
+      }
+      if (!td[8].childNodes.length) td[8].textContent = '-';
       td[10].className = 'spark';
       td[10].appendChild(sparkline(u.name));
       td.forEach(function (c) { tr.appendChild(c); });

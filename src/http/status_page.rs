@@ -20,7 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
 use super::json::{Status, UpstreamEntry, Upstreams};
-use crate::history::HistoryJson;
+use crate::history::{CheckpointJson, HistoryJson};
 use crate::state::AppState;
 
 /// The page's script, embedded at build time.
@@ -187,12 +187,7 @@ fn standing_class(s: &str) -> &'static str {
 pub fn render(state: &AppState) -> String {
     let status = Status::read(state);
     let upstreams = Upstreams::read(state);
-    let names: Vec<&str> = state
-        .upstreams
-        .iter()
-        .map(|u| u.config.name.as_str())
-        .collect();
-    let hist = state.history.read(0, &names);
+    let checkpoints = state.history.checkpoints();
     let mut html = String::with_capacity(8192 + 640 * upstreams.upstreams.len());
     let _ = write!(
         html,
@@ -209,7 +204,7 @@ pub fn render(state: &AppState) -> String {
         "<h2>Slots over time</h2><div id=\"plot\" class=\"plot\">\
          <noscript>The plot needs JavaScript.</noscript></div><ul id=\"legend\" class=\"legend\"></ul>",
     );
-    timeline(&mut html, &hist, status.now_ms);
+    timeline(&mut html, &checkpoints, status.now_ms);
     html.push_str(
         "<footer>JSON: <a href=\"/status\">/status</a> · <a href=\"/api/upstreams\">/api/upstreams</a> · \
          <a href=\"/api/history\">/api/history</a> · <a href=\"/metrics\">/metrics</a> · \
@@ -250,7 +245,7 @@ fn header(html: &mut String, s: &Status) {
          <div class=\"card\"><div class=\"label\">served pair</div>\
          <div class=\"big\">slot <span id=\"served-slot\">{}</span></div>\
          <div>block root <span id=\"served-block-root\">{}</span></div>\
-         <div>state root <span id=\"served-state-root\">-</span></div>\
+         <div>state root <span id=\"served-state-root\">{}</span></div>\
          <div>size <span id=\"served-size\">{}</span></div></div>\
          <div class=\"card\"><div class=\"label\">finality advanced</div>\
          <div id=\"finality-age\" class=\"big\">{since}</div>\
@@ -261,9 +256,18 @@ fn header(html: &mut String, s: &Status) {
          <div class=\"card\"><div class=\"label\">file descriptors</div>\
          <div id=\"fds\" class=\"big\">{fds}</div><div>open / limit</div></div></section>",
         opt(s.served_state_slot),
-        root(s.finalized_root.as_deref().filter(|_| s.served_state_slot.is_some())),
+        root(s.served_block_root.as_deref()),
+        match (&s.served_state_root, s.served_state_slot) {
+            (Some(r), _) => root(Some(r)),
+            (None, Some(_)) => "unverified (slot only)".to_string(),
+            (None, None) => "-".to_string(),
+        },
         if s.served_state_slot.is_some() {
-            bytes(s.served_state_bytes)
+            format!(
+                "state {} · block {}",
+                bytes(s.served_state_bytes),
+                bytes(s.served_block_bytes)
+            )
         } else {
             "-".to_string()
         },
@@ -273,6 +277,9 @@ fn header(html: &mut String, s: &Status) {
         s.required,
         escape(&s.rule),
     );
+    if s.served_contradicted {
+        html.push_str("<p class=\"bad\">The served checkpoint is contradicted by a majority of upstreams.</p>");
+    }
 }
 
 fn upstream_table(html: &mut String, u: &Upstreams) {
@@ -312,12 +319,12 @@ fn upstream_row(html: &mut String, u: &UpstreamEntry, agreed: Option<u64>) {
     );
 }
 
-fn timeline(html: &mut String, h: &HistoryJson, now_ms: u64) {
+fn timeline(html: &mut String, checkpoints: &[CheckpointJson], now_ms: u64) {
     html.push_str(
         "<h2>Agreed finalized checkpoints</h2><table id=\"timeline\"><thead><tr><th>slot</th>\
          <th>root</th><th>agreed</th><th>from upstreams</th></tr></thead><tbody>",
     );
-    for c in h.checkpoints.iter().rev() {
+    for c in checkpoints.iter().rev() {
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{} ago</td><td>{} (of {} required)</td></tr>",

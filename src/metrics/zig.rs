@@ -21,21 +21,13 @@ impl ZigFamilies {
     /// Registers the families into `r` (already prefixed `leanpoint`).
     pub fn register(r: &mut Registry) -> ZigFamilies {
         let z = ZigFamilies::default();
-        r.register(
-            "last_success_timestamp_ms",
-            "Deprecated (Zig leanpoint name): Unix time in ms agreement was last reached, 0 = never; use leanpoint_last_agreement_timestamp_seconds",
-            z.last_success_ms.clone(),
-        );
-        r.register(
-            "last_updated_timestamp_ms",
-            "Deprecated (Zig leanpoint name): Unix time in ms of the last agreement decision, reached or not; use leanpoint_last_decision_timestamp_seconds",
-            z.last_updated_ms.clone(),
-        );
-        r.register(
-            "last_latency_ms",
-            "Deprecated (Zig leanpoint name): duration in ms of the poll that finished last, any upstream; use leanpoint_upstream_request_duration_seconds",
-            z.last_latency_ms.clone(),
-        );
+        for (name, help, gauge) in [
+            ("last_success_timestamp_ms", "Deprecated (Zig leanpoint name): Unix time in ms agreement was last reached, 0 = never; use leanpoint_last_agreement_timestamp_seconds", &z.last_success_ms),
+            ("last_updated_timestamp_ms", "Deprecated (Zig leanpoint name): Unix time in ms of the last agreement decision, reached or not; use leanpoint_last_decision_timestamp_seconds", &z.last_updated_ms),
+            ("last_latency_ms", "Deprecated (Zig leanpoint name): duration in ms of the poll that finished last, any upstream; use leanpoint_upstream_request_duration_seconds", &z.last_latency_ms),
+        ] {
+            r.register(name, help, gauge.clone());
+        }
         // A counter named `error` is exposed as `leanpoint_error_total`.
         r.register(
             "error",
@@ -47,8 +39,7 @@ impl ZigFamilies {
 
     /// One poll of any upstream finished after `latency_ms`.
     pub fn poll_finished(&self, latency_ms: u64, failed: bool) {
-        self.last_latency_ms
-            .set(i64::try_from(latency_ms).unwrap_or(i64::MAX));
+        self.last_latency_ms.set(ms(latency_ms));
         if failed {
             self.errors.inc();
         }

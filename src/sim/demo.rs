@@ -75,6 +75,8 @@ fn serve_args(serve: &ServeArgs, args: &DemoArgs) -> ServeArgs {
     );
     s.connect_timeout_ms = s.connect_timeout_ms.min(s.timeout_ms);
     s.stale_ms = pick(None, serve.stale_ms, SERVE_DEFAULT_STALE_MS, 5 * s.poll_ms).max(s.poll_ms);
+    // leanpoint bounds possible finalized slots by the devnet's slot time.
+    s.slot_ms = args.chain.slot_ms;
     s.upstreams_config = None;
     s
 }

@@ -18,6 +18,9 @@ use serde_json::{json, Value};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// How long one DevTools command may take on a busy machine.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Flags for a root user on a machine with no network but loopback: without
 /// the background-networking ones Chromium's own connections to the outside
 /// are refused and logged, and a sandbox needs a non-root user.
@@ -133,20 +136,33 @@ impl Browser {
         let mut bytes = serde_json::to_vec(&msg).expect("json");
         bytes.push(0);
         self.to.write_all(&bytes).expect("write to chromium");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let answer = |v: &Value| v.get("id").and_then(Value::as_u64) == Some(id);
+        let v = self.receive_until(answer, &format!("an answer to {method}"), COMMAND_TIMEOUT);
+        if let Some(e) = v.get("error") {
+            panic!("{method} failed: {e}");
+        }
+        v["result"].clone()
+    }
+
+    /// Receives messages, keeping events, until one `done` accepts (that
+    /// one is returned, not kept), or panics after `within`.
+    fn receive_until(
+        &mut self,
+        done: impl Fn(&Value) -> bool,
+        what: &str,
+        within: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let v = self.from.recv_timeout(left).unwrap_or_else(|_| {
                 panic!(
-                    "no answer to {method} within 30 s; chromium stderr:\n{}",
+                    "no {what} within {within:?}; chromium stderr:\n{}",
                     self.stderr()
                 )
             });
-            if v.get("id").and_then(Value::as_u64) == Some(id) {
-                if let Some(e) = v.get("error") {
-                    panic!("{method} failed: {e}");
-                }
-                return v["result"].clone();
+            if done(&v) {
+                return v;
             }
             self.events.push(v);
         }
@@ -157,6 +173,17 @@ impl Browser {
         while let Ok(v) = self.from.try_recv() {
             self.events.push(v);
         }
+    }
+
+    /// Waits for event `method` of page `session`, buffered or to come.
+    pub fn wait_event(&mut self, session: &str, method: &str, within: Duration) -> Value {
+        let is = |v: &Value| v["method"] == method && v["sessionId"] == session;
+        if let Some(v) = self.events.iter().find(|v| is(v)) {
+            return v.clone();
+        }
+        let v = self.receive_until(is, method, within);
+        self.events.push(v.clone());
+        v
     }
 
     /// Opens a tab on about:blank and returns its flat session id.

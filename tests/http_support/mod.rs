@@ -89,6 +89,7 @@ pub fn agree(state: &AppState) {
         finalized_slot: 9,
         finalized_root: Some(finalized_root),
         justified: Some(justified),
+        evidence: Default::default(),
     };
     let decision = Decision {
         agreed: Some(Agreement {
@@ -100,6 +101,10 @@ pub fn agree(state: &AppState) {
         responding: n,
         required: n / 2 + 1,
         conflict: false,
+        standings: vec![leanpoint::consensus::Standing::Agreeing; n],
+        wanted: Vec::new(),
+        impossible: Vec::new(),
+        served_contradicted: false,
     };
     state.apply(&decision, &vec![Some(vote); n]);
 }
@@ -111,6 +116,9 @@ pub fn serve_state(state: &AppState, bytes: Bytes) {
         root: Some(Root::from_hex(FINALIZED_ROOT).expect("root")),
         bytes,
         etag: format!("\"{FINALIZED_ROOT}\""),
+        block: None,
+        state_root: None,
+        genesis_time: 0,
         fetched_from: "test".to_string(),
         fetched_at_ms: 0,
     });

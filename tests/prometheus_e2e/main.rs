@@ -71,6 +71,8 @@ fn start_leanpoint(upstreams: &str) -> (Proc, SocketAddr) {
         "json",
         "--upstreams-config",
         upstreams,
+        "--slot-ms",
+        "2000",
         "--poll-ms",
         "250",
         "--timeout-ms",

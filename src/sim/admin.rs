@@ -95,6 +95,11 @@ async fn set_behaviour(sim: &Sim, i: usize, body: &[u8]) -> Reply {
             &format!("{behaviour} needs a port per node; this sim shares one port"),
         );
     }
+    // A fork not walked yet takes seconds on a long chain: walk it before
+    // the switch, so no node request waits for it.
+    if let Some(branch) = behaviour.branch() {
+        sim.chain.walk(branch);
+    }
     tracing::info!(node = %sim.nodes[i].name, %behaviour, "sim: behaviour changed");
     sim.nodes[i].behaviour.send_replace(behaviour);
     // Answer once the change is in force (the accept loop has to act for

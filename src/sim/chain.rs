@@ -101,7 +101,7 @@ struct Cached {
 pub struct Chain {
     params: ChainParams,
     started: Instant,
-    /// Taken after `cache`, never before it.
+    /// Never held together with `cache`.
     ledger: Mutex<Ledger>,
     cache: Mutex<HashMap<(Branch, u64), Cached>>,
 }
@@ -144,28 +144,28 @@ impl Chain {
         lock(&self.ledger).history(branch, self.current_slot());
     }
 
-    /// The bodies of `branch` at head `head`, encoded at most once while in use.
+    /// The bodies of `branch` at head `head`, encoded once while in use
+    /// (twice at worst, by two first requests racing). The cache lock is
+    /// not held while encoding, so requests for bodies already encoded never
+    /// wait for a walk or an encoding.
     pub fn snapshot(&self, branch: Branch, head: u64) -> Arc<Snapshot> {
         let now = self.current_slot();
         let head = head.min(now);
-        let mut cache = lock(&self.cache);
-        if let Some(c) = cache.get_mut(&(branch, head)) {
+        if let Some(c) = lock(&self.cache).get_mut(&(branch, head)) {
             c.last_used = now;
             return c.snapshot.clone();
         }
-        cache.retain(|_, c| c.last_used.saturating_add(2) >= now);
         let snapshot = {
             let mut ledger = lock(&self.ledger);
             Arc::new(encode_snapshot(&ledger.history(branch, head), head))
         };
-        cache.insert(
-            (branch, head),
-            Cached {
-                snapshot: snapshot.clone(),
-                last_used: now,
-            },
-        );
-        snapshot
+        let mut cache = lock(&self.cache);
+        cache.retain(|_, c| c.last_used.saturating_add(2) >= now);
+        let kept = cache.entry((branch, head)).or_insert(Cached {
+            snapshot,
+            last_used: now,
+        });
+        kept.snapshot.clone()
     }
 }
 

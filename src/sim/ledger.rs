@@ -73,6 +73,14 @@ impl HashTreeRoot for Known {
     }
 }
 
+struct StateFields {
+    config: Config,
+    latest_block_header: BlockHeader,
+    latest_justified: lean_ssz::Checkpoint,
+    latest_finalized: lean_ssz::Checkpoint,
+    justified_slots: SszBitlist<HISTORICAL_ROOTS_LIMIT>,
+}
+
 /// `lean_ssz::State`'s fields in its order, with the two big lists given by
 /// their roots. A test checks it roots as the real State does.
 #[derive(HashTreeRoot)]
@@ -339,32 +347,46 @@ impl History<'_> {
 
     /// The block at `slot`, committing to its post-state.
     pub fn block(&self, slot: u64) -> Block {
-        let body = self.body(slot);
+        self.block_with(slot, self.body(slot), self.state_root(slot))
+    }
+
+    fn block_with(&self, slot: u64, body: BlockBody, state_root: Root) -> Block {
         Block {
             slot,
             proposer_index: self.proposer(slot),
             parent_root: self.parent_root(slot).0,
-            state_root: self.state_root(slot).0,
+            state_root: state_root.0,
             body,
+        }
+    }
+
+    /// The State's fields other than its two big lists.
+    fn state_fields(&self, slot: u64, body: &BlockBody) -> StateFields {
+        StateFields {
+            config: Config {
+                genesis_time: self.params().genesis_time,
+            },
+            latest_block_header: self.header(slot, body),
+            latest_justified: self.state_checkpoint(justified_slot(slot)),
+            latest_finalized: self.state_checkpoint(finalized_slot(slot)),
+            justified_slots: self.justified_slots(slot),
         }
     }
 
     /// The post-state of the block at `slot`: its header's state_root is
     /// zero until the next slot, its checkpoints are those its head saw.
     pub fn state(&self, slot: u64) -> State {
-        let body = self.body(slot);
+        let f = self.state_fields(slot, &self.body(slot));
         let hashes: Vec<Bytes32> = (0..slot).map(|s| self.root(s).0).collect();
         State {
-            config: Config {
-                genesis_time: self.params().genesis_time,
-            },
+            config: f.config,
             slot,
-            latest_block_header: self.header(slot, &body),
-            latest_justified: self.state_checkpoint(justified_slot(slot)),
-            latest_finalized: self.state_checkpoint(finalized_slot(slot)),
+            latest_block_header: f.latest_block_header,
+            latest_justified: f.latest_justified,
+            latest_finalized: f.latest_finalized,
             // slot <= LAST_SLOT, so within the limit.
             historical_block_hashes: SszList::try_from(hashes).unwrap_or_default(),
-            justified_slots: self.justified_slots(slot),
+            justified_slots: f.justified_slots,
             validators: self.ledger.validators.clone(),
             justifications_roots: SszList::new(),
             justifications_validators: SszBitlist::new(),
@@ -374,30 +396,22 @@ impl History<'_> {
     /// Both roots of `slot`, given the root of the history before it.
     fn compute(&self, slot: u64, history_root: Node) -> SlotRoots {
         let body = self.body(slot);
+        let f = self.state_fields(slot, &body);
         let shape = StateByRoots {
-            config: Config {
-                genesis_time: self.params().genesis_time,
-            },
+            config: f.config,
             slot,
-            latest_block_header: self.header(slot, &body),
-            latest_justified: self.state_checkpoint(justified_slot(slot)),
-            latest_finalized: self.state_checkpoint(finalized_slot(slot)),
+            latest_block_header: f.latest_block_header,
+            latest_justified: f.latest_justified,
+            latest_finalized: f.latest_finalized,
             historical_block_hashes: Known(history_root),
-            justified_slots: self.justified_slots(slot),
+            justified_slots: f.justified_slots,
             validators: Known(self.ledger.validators_root),
             justifications_roots: SszList::new(),
             justifications_validators: SszBitlist::new(),
         };
         let state = Root(shape.hash_tree_root(&Sha2Hasher));
-        let block = Block {
-            slot,
-            proposer_index: self.proposer(slot),
-            parent_root: self.parent_root(slot).0,
-            state_root: state.0,
-            body,
-        };
         SlotRoots {
-            block: lean_ssz::htr(&block),
+            block: lean_ssz::htr(&self.block_with(slot, body, state)),
             state,
         }
     }

@@ -77,7 +77,8 @@ const SIM_AFTER_HELP: &str = "\
 Stdout, one line each: `sim-admin URL`, `sim-node INDEX NAME URL BEHAVIOUR` per node, then
 `sim-ready COUNT` once every node serves. Admin: GET /admin/nodes, GET /admin/chain,
 POST /admin/node/{i}/behaviour with a behaviour as the body (in force when it answers).
-The chain: a slot every --slot-ms; justified = head-2, finalized = head-3.
+The chain: a slot every --slot-ms; justified = head-2, finalized = head-3. Blocks and States
+are real SSZ containers: every root is a hash tree root, so the finalized pair verifies.
 With --single-port every behaviour but blackhole-connect works: hang, half-close and reset
 act on the connection that carried the node's request.";
 
@@ -87,7 +88,8 @@ act on the connection that carried the node's request.";
 pub struct SimArgs {
     /// One node with this behaviour (repeatable): healthy, lagging:K, fork[:SLOT],
     /// http-status:CODE, garbage, oversized, slow-drip[:MS], accept-hang, half-close,
-    /// reset, blackhole-connect, flap[:SLOTS], legacy, no-store.
+    /// reset, blackhole-connect, flap[:SLOTS], legacy, no-store, block-mismatch,
+    /// state-wrong-slot, trailing-bytes[:N], no-block-route.
     #[arg(long = "node", value_name = "BEHAVIOUR")]
     pub node: Vec<Behaviour>,
     /// Groups of nodes, e.g. 5:healthy,1:accept-hang,1:lagging:3 (repeatable).

@@ -303,19 +303,19 @@ pub fn validate_state(bytes: &[u8]) -> Result<StateHeader, DecodeError> {
         prev = off;
     }
     // historical_block_hashes: whole 32-byte roots.
-    if (offsets[1] - offsets[0]) % 32 != 0 {
+    if !(offsets[1] - offsets[0]).is_multiple_of(32) {
         return Err(DecodeError::new(
             "state SSZ historical_block_hashes is not whole roots",
         ));
     }
     // validators: whole 112-byte records.
-    if (offsets[3] - offsets[2]) % 112 != 0 {
+    if !(offsets[3] - offsets[2]).is_multiple_of(112) {
         return Err(DecodeError::new(
             "state SSZ validators is not whole records",
         ));
     }
     // justifications_roots: whole 32-byte roots.
-    if (offsets[4] - offsets[3]) % 32 != 0 {
+    if !(offsets[4] - offsets[3]).is_multiple_of(32) {
         return Err(DecodeError::new(
             "state SSZ justifications_roots is not whole roots",
         ));

@@ -57,7 +57,7 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
                 };
                 state.record_tick(i, false);
                 let prefer_fallback = state.upstreams[i].view().source == Source::Fallback
-                    && polls % FORK_CHOICE_REPROBE_EVERY != 0;
+                    && !polls.is_multiple_of(FORK_CHOICE_REPROBE_EVERY);
                 polls += 1;
                 in_flight = Some(Box::pin(poll_once(state.clone(), i, turn, prefer_fallback)));
             }

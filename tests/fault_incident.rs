@@ -141,7 +141,7 @@ fn sample(lp: &mut Leanpoint, names: &[String], seen: &mut Seen) -> Vec<f64> {
         seen.fds_warm
     );
     seen.fds_max = seen.fds_max.max(fds);
-    if seen.samples % 5 == 0 {
+    if seen.samples.is_multiple_of(5) {
         check_no_agreement(lp);
     }
     seen.samples += 1;

@@ -166,16 +166,7 @@ async fn try_one(
     {
         if let Ok(pair) = verify_pair(target.finalized.slot, root, block.clone(), bytes) {
             if descends_from_served(state, &pair.state, target.finalized.slot).is_ok() {
-                let etag = format!("\"{root}\"");
-                install(
-                    state,
-                    from,
-                    target,
-                    pair.state,
-                    Some(pair.block),
-                    Some(pair.state_root),
-                    etag,
-                );
+                install_verified(state, from, target, pair);
                 return true;
             }
         }
@@ -234,16 +225,7 @@ async fn try_one(
         return false;
     }
     tracing::info!(upstream = %upstream.name, slot = pair.slot, block_root = %pair.block_root, state_root = %pair.state_root, state_bytes = pair.state.len(), block_bytes = pair.block.len(), "verified finalized pair cached");
-    let etag = format!("\"{root}\"");
-    install(
-        state,
-        i,
-        target,
-        pair.state,
-        Some(pair.block),
-        Some(pair.state_root),
-        etag,
-    );
+    install_verified(state, i, target, pair);
     true
 }
 
@@ -290,16 +272,7 @@ fn install_pending(state: &AppState, target: StateTarget, pending: &mut Pending)
         return false;
     }
     tracing::info!(upstream = %state.upstreams[i].config.name, slot = pair.slot, block_root = %pair.block_root, "verified finalized pair cached (downloaded ahead of the agreement)");
-    let etag = format!("\"{root}\"");
-    install(
-        state,
-        i,
-        target,
-        pair.state,
-        Some(pair.block),
-        Some(pair.state_root),
-        etag,
-    );
+    install_verified(state, i, target, pair);
     true
 }
 
@@ -320,6 +293,22 @@ fn descends_from_served(state: &AppState, new_state: &[u8], slot: u64) -> Result
             served.slot
         )),
     }
+}
+
+/// Installs a verified pair for `target`. Its ETag is the block root (which
+/// `verify_pair` proved to be the agreed root), so every replica serving this
+/// checkpoint answers conditional and range requests alike.
+fn install_verified(state: &AppState, i: usize, target: StateTarget, pair: VerifiedPair) {
+    let etag = format!("\"{}\"", pair.block_root);
+    install(
+        state,
+        i,
+        target,
+        pair.state,
+        Some(pair.block),
+        Some(pair.state_root),
+        etag,
+    );
 }
 
 fn install(

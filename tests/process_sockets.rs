@@ -38,22 +38,10 @@ async fn expect_counts(lp: &Leanpoint, established: f64, inbound: usize) {
     wait_until(&what, Duration::from_secs(15), async || {
         let text = scrape(port)?;
         let proc_inbound = lp.fds().iter().filter(|f| f.is_inbound_to(port)).count();
-        let all: Vec<(String, Option<f64>)> = [
-            "established",
-            "syn_sent",
-            "syn_recv",
-            "fin_wait1",
-            "fin_wait2",
-            "time_wait",
-            "close",
-            "close_wait",
-            "last_ack",
-            "listen",
-            "closing",
-        ]
-        .iter()
-        .map(|s| (s.to_string(), sockets(&text, s)))
-        .collect();
+        let all: Vec<(String, Option<f64>)> = leanpoint::tcp_sockets::STATES
+            .iter()
+            .map(|s| (s.to_string(), sockets(&text, s)))
+            .collect();
         let want = |s: &str| match s {
             "established" => established,
             "listen" => 1.0,

@@ -187,6 +187,7 @@ fn print_banner(sim: &RunningSim, config: &Config, local: SocketAddr, slot_ms: u
     println!("  metrics          {base}/metrics");
     println!("  upstreams        {base}/api/upstreams");
     println!("  finalized state  {base}/lean/v0/states/finalized");
+    println!("  finalized block  {base}/lean/v0/blocks/finalized");
     println!("Break a node while it runs:");
     println!(
         "  curl -X POST --data accept-hang {}/admin/node/0/behaviour",

@@ -78,12 +78,13 @@ wait_for() {
 
 cargo build --locked --bin leanpoint >&2
 
-# The devnet: six nodes on 10.203.0.2:9100-9105, a 2 MiB State (20,000
-# validators) so a download is many segments long, a slot every 10 s so the
+# The devnet: six nodes on 10.203.0.2:9100-9105, a State of about 850 KB
+# (4096 validators, the registry limit, and 12,000 slots of history) so a
+# download is many segments long, a slot every 10 s so the
 # two stalled State downloads (3 s each) end before finality moves on.
 # `ip netns exec` may fork: each process writes its own pid (bash execs it).
 ip netns exec "$ns_node" bash -c "echo \$\$ >$dir/sim.pid; exec $bin sim --nodes 6:healthy \
-  --bind 10.203.0.2 --base-port 9100 --validators 20000 --slot-ms 10000 --log-level warn" \
+  --bind 10.203.0.2 --base-port 9100 --validators 4096 --start-slot 12000 --slot-ms 10000 --log-level warn" \
   >"$dir/sim.out" 2>"$dir/sim.err" &
 wait_for 10 "sim pid" test -s "$dir/sim.pid"
 pids+=("$(cat "$dir/sim.pid")")
@@ -112,7 +113,7 @@ ready() { [ "$(lp_get /readyz)" = 200 ]; }
 check "ready before faults" wait_for 40 ready ready
 
 # Limits: fds are upstreams + a few listener/inbound + the runtime's; memory
-# is the 2 MiB State (served and one being fetched) plus buffers.
+# is the State (served and one being fetched) plus buffers.
 FD_MAX=48
 RSS_MAX_KB=$((200 * 1024))
 # No leanpoint socket may go longer without receiving than the longest

@@ -697,6 +697,7 @@ impl Requester<'_> {
             deadline,
         )
         .await
+        .map_err(|e| self.shown(e))
     }
 
     /// Downloads the finalized SignedBlock (whole, under `cap`).
@@ -708,6 +709,7 @@ impl Requester<'_> {
             deadline,
         )
         .await
+        .map_err(|e| self.shown(e))
     }
 
     /// Downloads and validates the whole finalized State for the cache.

@@ -12,14 +12,18 @@
 //!   blocks and states with real hash tree roots (`accumulator`: the growing
 //!   history list's root); `encode`: bytes.
 //! - `faults`: behaviours and the reply each gives a request.
-//! - `server`: listeners, connections and raw-socket faults; `http1`: the
+//! - `canned`: nodes that answer from a fixed table of exact bytes (tests).
+//! - `server`: listeners, connections and raw-socket faults; `conns`: each
+//!   node's connection ledger; `http1`: the
 //!   minimal HTTP/1.1 they speak; `wire`: replies on the wire, faults
 //!   included; `admin`: the admin endpoint.
 //! - `demo`: the sim plus leanpoint in one process.
 
 mod accumulator;
 mod admin;
+pub mod canned;
 pub mod chain;
+pub mod conns;
 mod demo;
 pub mod encode;
 pub mod faults;
@@ -38,7 +42,7 @@ use serde::Deserialize;
 
 pub use demo::{demo_main, DemoArgs};
 pub use faults::Behaviour;
-pub use server::{Addressing, NodeInfo, NodeSpec, RunningSim, SimConfig};
+pub use server::{Addressing, NodeInfo, NodeSpec, RunningSim, SimConfig, SimHandle};
 
 use crate::config::LogFormat;
 

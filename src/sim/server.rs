@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::chain::{Branch, Chain, ChainParams};
+use super::conns::{ConnStats, Conns};
 use super::faults::{self, Behaviour, Reply, Route};
 use super::{admin, http1, wire};
 use crate::shutdown::Shutdown;
@@ -62,6 +63,8 @@ pub(crate) struct Node {
     /// loop, awaited by whoever switched the behaviour, so "blackholed"
     /// means the kernel already drops SYNs.
     pub blackholed: watch::Sender<bool>,
+    /// Connections to the node's own port and requests to the node.
+    pub conns: Conns,
 }
 
 impl Node {
@@ -96,7 +99,41 @@ pub struct NodeInfo {
 pub struct RunningSim {
     pub nodes: Vec<NodeInfo>,
     pub admin_url: String,
+    handle: SimHandle,
     _tasks: JoinSet<()>,
+}
+
+impl RunningSim {
+    /// What an in-process caller (a test) steers and reads the sim by.
+    pub fn handle(&self) -> SimHandle {
+        self.handle.clone()
+    }
+}
+
+/// Steers and reads a running sim from the same process: behaviours and
+/// each node's connection ledger.
+#[derive(Clone)]
+pub struct SimHandle(Arc<Sim>);
+
+impl SimHandle {
+    /// Switches node `i` from its next request on (the admin POST without
+    /// HTTP, and without the wait for blackhole-connect to settle).
+    pub fn set_behaviour(&self, i: usize, behaviour: Behaviour) {
+        if let Some(branch) = behaviour.branch() {
+            self.0.chain.walk(branch);
+        }
+        self.0.nodes[i].behaviour.send_replace(behaviour);
+    }
+
+    /// Node `i`'s connections so far.
+    pub fn connections(&self, i: usize) -> ConnStats {
+        self.0.nodes[i].conns.stats()
+    }
+
+    /// Requests node `i` received for `path` (without its query).
+    pub fn requests(&self, i: usize, path: &str) -> usize {
+        self.0.nodes[i].conns.requests(path)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -194,6 +231,7 @@ pub async fn start(config: SimConfig, shutdown: Shutdown) -> anyhow::Result<Runn
                 url: n.url.clone(),
                 behaviour: watch::channel(n.behaviour.clone()).0,
                 blackholed: watch::channel(false).0,
+                conns: Conns::default(),
             })
             .collect(),
         single_port,
@@ -216,6 +254,7 @@ pub async fn start(config: SimConfig, shutdown: Shutdown) -> anyhow::Result<Runn
     Ok(RunningSim {
         nodes,
         admin_url,
+        handle: SimHandle(sim),
         _tasks: tasks,
     })
 }
@@ -336,24 +375,36 @@ async fn fill_accept_queue(addr: SocketAddr) -> Vec<TcpStream> {
 
 async fn connection(sim: Arc<Sim>, target: Target, mut stream: TcpStream, mut shutdown: Shutdown) {
     let _ = stream.set_nodelay(true);
+    let id = match target {
+        Target::Node(i) => Some(sim.nodes[i].conns.accepted(&stream)),
+        _ => None,
+    };
     tokio::select! {
         _ = shutdown.wait() => {}
-        _ = serve(&sim, target, &mut stream) => {}
+        _ = serve(&sim, target, &mut stream, id) => {}
+    }
+    if let (Target::Node(i), Some(id)) = (target, id) {
+        sim.nodes[i].conns.closed(id);
     }
 }
 
-async fn serve(sim: &Sim, target: Target, stream: &mut TcpStream) {
+/// `conn`: the id of the connection in its node's ledger (own port only).
+async fn serve(sim: &Sim, target: Target, stream: &mut TcpStream, conn: Option<usize>) {
     let mut buf = BytesMut::with_capacity(1024);
     loop {
         let req = match http1::read_request(stream, &mut buf, IDLE).await {
             Ok(Some(r)) => r,
             _ => return,
         };
+        let node = |i: usize, path: &str| {
+            sim.nodes[i].conns.request(conn, path);
+            node_reply(sim, i, &req.method, path)
+        };
         let reply = match target {
             Target::Admin => admin::handle(sim, &req).await,
-            Target::Node(i) => node_reply(sim, i, &req.method, &req.path),
+            Target::Node(i) => node(i, &req.path),
             Target::Shared => match split_node_path(&req.path, sim.nodes.len()) {
-                Some((i, rest)) => node_reply(sim, i, &req.method, rest),
+                Some((i, rest)) => node(i, rest),
                 None => faults::not_found(),
             },
         };
@@ -376,6 +427,9 @@ fn split_node_path(path: &str, nodes: usize) -> Option<(usize, &str)> {
 
 fn node_reply(sim: &Sim, i: usize, method: &str, path: &str) -> Reply {
     let behaviour = sim.nodes[i].behaviour.borrow().clone();
+    if let Behaviour::Canned(canned) = &behaviour {
+        return Reply::Canned(canned.reply(path).clone());
+    }
     if method != "GET" {
         return faults::status_reply(405, "Method Not Allowed");
     }

@@ -39,7 +39,7 @@ pub struct CannedReply {
 
 impl CannedReply {
     /// `status` with this content type and body.
-    pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> CannedReply {
+    pub fn status(status: u16, content_type: &str, body: impl Into<Bytes>) -> CannedReply {
         CannedReply {
             status,
             content_type: content_type.to_string(),
@@ -52,11 +52,36 @@ impl CannedReply {
 
     /// The reference node's 404 (`404: Not Found`, text/plain).
     pub fn not_found() -> CannedReply {
-        CannedReply::new(
+        CannedReply::status(
             404,
             super::faults::TEXT,
             Bytes::from_static(b"404: Not Found"),
         )
+    }
+
+    /// 200 with this content type and body.
+    pub fn ok(content_type: &str, body: impl Into<Bytes>) -> CannedReply {
+        CannedReply::status(200, content_type, body)
+    }
+
+    /// `status` (a 3xx) to `location`, empty body.
+    pub fn redirect(status: u16, location: &str) -> CannedReply {
+        let mut r = CannedReply::status(status, super::faults::TEXT, Bytes::new());
+        r.headers
+            .push(("Location".to_string(), location.to_string()));
+        r
+    }
+
+    /// This reply's content type, dripped forever (see `drip`).
+    pub fn dripping(mut self) -> CannedReply {
+        self.drip = true;
+        self
+    }
+
+    /// The same reply sent chunked.
+    pub fn chunked(mut self) -> CannedReply {
+        self.chunked = true;
+        self
     }
 }
 

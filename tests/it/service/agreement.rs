@@ -39,14 +39,14 @@ fn agree_and_serve(folder: &'static str) {
     let (slot, _) = fixture_finalized(folder);
     let state = wait_served(&lp, folder);
     assert_eq!(
-        state.header("content-type").as_deref(),
+        state.header("content-type"),
         Some("application/octet-stream")
     );
     let etag = state
         .header("etag")
         .expect("the State is served with an ETag");
     let again = lp
-        .try_get(STATE, &[("if-none-match", &etag)])
+        .try_get(STATE, &[("if-none-match", etag)])
         .expect("conditional GET");
     assert_eq!(again.status, 304, "If-None-Match {etag}: {}", again.text());
     assert!(again.body.is_empty(), "304 with a body");

@@ -309,7 +309,7 @@ fn sighup_reloads_the_upstreams_file_and_keeps_serving() {
             ups.iter().map(|(n, f)| (n.to_string(), f.url())).collect();
         crate::support::upstreams_json(&list)
     };
-    let path = dir.write("upstreams.json", &file(&[("a", &a), ("b", &b)]));
+    let path = dir.write("upstreams.json", file(&[("a", &a), ("b", &b)]));
     let lp = Leanpoint::builder()
         .upstreams_file(&path)
         .timing(crate::support::Timing::FAST)
@@ -317,7 +317,7 @@ fn sighup_reloads_the_upstreams_file_and_keeps_serving() {
     let state = lp.wait_code(STATE, 200, WAIT);
 
     // A valid file: c replaces b; the checkpoint stays served throughout.
-    dir.write("upstreams.json", &file(&[("a", &a), ("c", &c)]));
+    dir.write("upstreams.json", file(&[("a", &a), ("c", &c)]));
     hup(&lp);
     wait_until(WAIT, "the reload logged", || {
         if lp.stderr().contains("upstreams reloaded") {

@@ -212,7 +212,7 @@ fn unknown_fields_in_upstreams_json_are_warnings() {
     let dir = TempDir::new();
     let file = dir.write(
         "upstreams.json",
-        &format!(
+        format!(
             r#"{{"comment":"devnet 3","upstreams":[{{"name":"a","url":"{}","path":"/status","enabled":false}}]}}"#,
             fake.url()
         ),
@@ -398,7 +398,7 @@ fn a_redirect_to_another_origin_is_refused_and_sends_nothing_there() {
     let dir = TempDir::new();
     let file = dir.write(
         "upstreams.json",
-        &serde_json::json!({"upstreams": [
+        serde_json::json!({"upstreams": [
             {"name": "node", "url": node.url(), "headers": {"Authorization": "Bearer s3cret"}},
             {"name": "hop", "url": hop.url().replace("http://", "http://user:pw@")},
         ]})
@@ -559,10 +559,7 @@ fn healthz_and_state_bodies_start_with_the_zig_words() {
     let st = lp.get(STATE);
     assert_eq!(st.status, 503);
     assert!(st.text().starts_with("stale: "), "{}", st.text());
-    assert_eq!(
-        st.header("content-type").as_deref(),
-        Some("text/plain; charset=utf-8")
-    );
+    assert_eq!(st.header("content-type"), Some("text/plain; charset=utf-8"));
     let js = lp
         .try_get(STATE, &[("accept", "application/json")])
         .expect("GET");
@@ -641,7 +638,7 @@ fn the_images_default_arguments_read_the_mounted_upstreams_json() {
     let dir = TempDir::new();
     let file = dir.write(
         "upstreams.json",
-        &serde_json::json!({"upstreams": [{"name": "mounted", "url": fake.url(), "path": "/status"}]})
+        serde_json::json!({"upstreams": [{"name": "mounted", "url": fake.url(), "path": "/status"}]})
             .to_string(),
     );
     let file = file.display().to_string();

@@ -214,7 +214,7 @@ fn http_outputs(lp: &Leanpoint) -> String {
 fn no_secret_reaches_logs_pages_json_or_metrics() {
     let ups = upstreams();
     let dir = TempDir::new();
-    let path = dir.write("upstreams.json", &ups.file.to_string());
+    let path = dir.write("upstreams.json", ups.file.to_string());
     let base = [
         "--poll-ms",
         "500",
@@ -323,7 +323,7 @@ fn userinfo_and_a_configured_authorization_send_one_header_the_configured_one() 
         {"name": "url-only", "url": secret_url(only_url.port())},
         {"name": "public-path", "url": format!("http://127.0.0.1:{}/node/3", public.port()), "url_path_public": true},
     ]});
-    let path = dir.write("upstreams.json", &file.to_string());
+    let path = dir.write("upstreams.json", file.to_string());
     let lp = Leanpoint::builder()
         .upstreams_file(&path)
         .timing(crate::support::Timing::FAST)
@@ -441,7 +441,7 @@ fn configuration_errors_name_the_field_never_the_value() {
         ),
     ];
     for (i, (file, says)) in cases.iter().enumerate() {
-        let p = dir.write(&format!("bad-{i}.json"), &file.to_string());
+        let p = dir.write(&format!("bad-{i}.json"), file.to_string());
         let exit = run_to_exit(
             &["--upstreams-config", &p.to_string_lossy()],
             Duration::from_secs(20),

@@ -74,7 +74,7 @@ fn the_block_route_serves_the_verified_block_like_the_state() {
         &fixture("advanced", "blocks_finalized.ssz")[..]
     );
     assert_eq!(
-        block.header("content-type").as_deref(),
+        block.header("content-type"),
         Some("application/octet-stream")
     );
     assert_eq!(
@@ -82,11 +82,11 @@ fn the_block_route_serves_the_verified_block_like_the_state() {
         None,
         "the block is never compressed"
     );
-    assert_eq!(block.header("content-length").as_deref(), Some("237"));
+    assert_eq!(block.header("content-length"), Some("237"));
     let etag = block.header("etag").expect("ETag on the block");
     assert_eq!(etag, format!("\"{root}\""));
     let again = lp
-        .try_get(BLOCK, &[("if-none-match", &etag)])
+        .try_get(BLOCK, &[("if-none-match", etag)])
         .expect("conditional GET");
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());

@@ -100,10 +100,14 @@ impl Proc {
     /// Starts `cmd` (named `name` in messages) with piped output, in a
     /// process group of its own, killed if the spawning thread dies first.
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        Proc::spawn_with_stdio(name, cmd)
+    }
+
+    /// [`Proc::spawn`] with stdin and stdout as the caller set them (a
+    /// socket, say); only stderr is piped and read.
+    pub fn spawn_with_stdio(name: &str, mut cmd: Command) -> Proc {
+        cmd.stderr(Stdio::piped()).process_group(0);
         // SAFETY: runs in the forked child before exec, where only
         // async-signal-safe work is allowed: one raw prctl system call
         // (rustix neither allocates nor takes locks), an error conversion
@@ -121,7 +125,10 @@ impl Proc {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let stdout = Stream::pump(child.stdout.take().expect("stdout piped"));
+        let stdout = match child.stdout.take() {
+            Some(out) => Stream::pump(out),
+            None => Stream::pump(std::io::empty()),
+        };
         let stderr = Stream::pump(child.stderr.take().expect("stderr piped"));
         Proc {
             name: name.to_string(),

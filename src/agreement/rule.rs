@@ -45,3 +45,21 @@ impl fmt::Display for AgreementRule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agreement_rule_parses() {
+        assert_eq!(
+            "count:3".parse::<AgreementRule>(),
+            Ok(AgreementRule::Count(3))
+        );
+        assert!("count:0".parse::<AgreementRule>().is_err());
+        assert_eq!(
+            "responding-majority".parse::<AgreementRule>(),
+            Ok(AgreementRule::RespondingMajority)
+        );
+    }
+}

@@ -9,9 +9,9 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::chain::{finalized_slot, justified_slot};
 use super::faults::{self, Behaviour, Reply};
 use super::http1::Request;
+use super::params::{finalized_slot, justified_slot};
 use super::server::Sim;
 
 #[derive(Serialize)]

@@ -9,8 +9,8 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::chain::{finalized_slot, justified_slot};
 use super::ledger::{voters, History};
+use super::params::{finalized_slot, justified_slot};
 use crate::lean::api::{Checkpoint, Root};
 use crate::lean::ssz::{encode, BlockBody, SignedBlock};
 

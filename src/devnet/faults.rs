@@ -313,7 +313,7 @@ const GARBAGE_HTML: &[u8] =
 fn garbage(chain: &Chain, route: Route) -> Reply {
     let body = if route.is_ssz() {
         let mut noise = vec![0u8; 1024];
-        super::chain::fill(
+        super::params::fill(
             &[chain.params().chain_id, 99, chain.current_slot()],
             &mut noise,
         );

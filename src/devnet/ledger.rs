@@ -17,7 +17,7 @@ use libssz_merkle::{HashTreeRoot, Node, Sha256Hasher, Sha2Hasher};
 use libssz_types::{SszBitlist, SszList};
 
 use super::accumulator::Accumulator;
-use super::chain::{fill, finalized_slot, justified_slot, Branch, ChainParams};
+use super::params::{fill, finalized_slot, justified_slot, Branch, ChainParams};
 use crate::lean::api::{Checkpoint, Root};
 use crate::lean::ssz::{
     self, AggregatedAttestation, AttestationData, Block, BlockBody, BlockHeader, Bytes32, Config,

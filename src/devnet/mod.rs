@@ -9,7 +9,8 @@
 //! behaviour of each node can be changed while running through the admin
 //! port. This is what leanpoint's tests, benchmarks and demo poll.
 //!
-//! - `chain`: the shared chain and its per-slot snapshots; `ledger`: its
+//! - `params`: the chain's shape (parameters, branches, slot rules);
+//!   `chain`: the shared chain and its per-slot snapshots; `ledger`: its
 //!   blocks and states with real hash tree roots (`accumulator`: the growing
 //!   history list's root); `encode`: bytes.
 //! - `faults`: behaviours and the reply each gives a request.
@@ -24,6 +25,7 @@ pub mod encode;
 pub mod faults;
 mod http1;
 pub mod ledger;
+pub mod params;
 pub mod server;
 mod wire;
 

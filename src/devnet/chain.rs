@@ -22,6 +22,7 @@ use super::ledger::{History, Ledger, LAST_SLOT};
 pub use super::params::{finalized_slot, justified_slot, Branch, ChainParams};
 use crate::lean::api::Checkpoint;
 
+/// Everything a healthy node on one branch serves while its head is `head`.
 #[derive(Debug)]
 pub struct Snapshot {
     pub head: u64,

@@ -58,8 +58,6 @@ pub fn finalized_slot(head: u64) -> u64 {
     head.saturating_sub(3)
 }
 
-/// Everything a healthy node on one branch serves while its head is `head`.
-
 /// SplitMix64's finaliser: a cheap, well-mixed 64-bit permutation.
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);

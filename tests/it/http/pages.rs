@@ -7,7 +7,7 @@ use crate::support::served::*;
 use crate::support::*;
 
 use axum::http::StatusCode;
-use leanpoint::lean_api::{Checkpoint, Root};
+use leanpoint::lean::api::{Checkpoint, Root};
 use leanpoint::upstream::{ErrorKind, Observation, Source};
 use serde_json::Value;
 

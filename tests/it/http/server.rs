@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use leanpoint::http::{serve_with, ServeOptions};
+use leanpoint::service::AppState;
 use leanpoint::shutdown::{self, Trigger};
-use leanpoint::state::AppState;
 use tokio::task::JoinHandle;
 
 struct Server {

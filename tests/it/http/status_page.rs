@@ -9,7 +9,7 @@ use crate::support::*;
 use std::time::Duration;
 
 use axum::http::{header, StatusCode};
-use leanpoint::lean_api::{Checkpoint, Root};
+use leanpoint::lean::api::{Checkpoint, Root};
 use leanpoint::upstream::{Endpoint, ErrorKind, Observation, Source, UpstreamError};
 
 fn observation(finalized_slot: u64) -> Observation {

@@ -306,7 +306,7 @@ fn final_checks(lp: &Leanpoint, fakes: &[SimUpstream], m: &str, all: &Value, see
 }
 
 /// The connections that were open together, for the failure message.
-fn overlaps(conns: &[leanpoint::sim::conns::ConnRecord]) -> String {
+fn overlaps(conns: &[leanpoint::devnet::conns::ConnRecord]) -> String {
     let t0 = conns.first().map(|c| c.accepted_at);
     let ms = |t: Instant| t0.map_or(0, |t0| (t - t0).as_millis());
     conns

@@ -36,7 +36,7 @@ fn expect_counts(lp: &Leanpoint, established: f64, inbound: usize) {
     wait_until(Duration::from_secs(15), &what, || {
         let text = scrape(port)?;
         let proc_inbound = lp.fds().iter().filter(|f| f.is_inbound_to(port)).count();
-        let all: Vec<(String, Option<f64>)> = leanpoint::tcp_sockets::STATES
+        let all: Vec<(String, Option<f64>)> = leanpoint::telemetry::tcp_sockets::STATES
             .iter()
             .map(|s| (s.to_string(), sockets(&text, s)))
             .collect();

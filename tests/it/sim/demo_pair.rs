@@ -8,8 +8,8 @@ use crate::support::http::http;
 use crate::support::sim::spawn;
 use crate::support::wait_until;
 use bytes::Bytes;
-use leanpoint::lean_api::{paths, Root};
-use leanpoint::verify::verify_pair;
+use leanpoint::lean::api::{paths, Root};
+use leanpoint::served::verify::verify_pair;
 
 /// The finalized checkpoint leanpoint reports in /status, once it has one.
 fn reported(base: &str) -> Option<(u64, Root)> {

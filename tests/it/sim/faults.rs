@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::support::http::{http, raw_get};
 use crate::support::sim::{Sim, SimNode};
 use crate::support::wait_until;
-use leanpoint::lean_api::paths;
+use leanpoint::lean::api::paths;
 
 fn is_timeout(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)

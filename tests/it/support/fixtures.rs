@@ -1,7 +1,7 @@
 //! The captured Lean API responses (tests/fixtures/lean-api) and canned
 //! replies built from them, for simulated upstreams to serve.
 
-use leanpoint::sim::canned::{Canned, CannedReply};
+use leanpoint::devnet::canned::{Canned, CannedReply};
 
 /// The captured Lean API responses of the reference node (read-only).
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lean-api");

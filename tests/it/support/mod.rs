@@ -46,7 +46,7 @@ pub use self::sim::{Sim, SimNode};
 pub use self::sys::dead_port;
 pub use self::upstream::{Mode, SimUpstream};
 pub use self::wait::{wait_until, Timing, ANSWER_WITHIN, EXIT_WITHIN, WAIT};
-pub use leanpoint::sim::conns::ConnRecord;
+pub use leanpoint::devnet::conns::ConnRecord;
 
 /// Starts one simulated upstream per `(name, mode)` and a leanpoint polling
 /// them with `args`.

@@ -10,10 +10,11 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use bytes::Bytes;
 use clap::Parser;
-use leanpoint::config::{Cli, Config};
-use leanpoint::consensus::{Agreement, Decision, Vote};
-use leanpoint::lean_api::{self, paths, Checkpoint, Root};
-use leanpoint::state::{AppState, ServedState};
+use leanpoint::agreement::{Agreement, Decision, Vote};
+use leanpoint::cli::Cli;
+use leanpoint::config::Config;
+use leanpoint::lean::api::{self, paths, Checkpoint, Root};
+use leanpoint::service::{AppState, ServedState};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -32,7 +33,7 @@ pub fn config(extra: &[&str]) -> Config {
 }
 
 pub fn build(extra: &[&str]) -> Arc<AppState> {
-    leanpoint::build(config(extra)).expect("build AppState")
+    leanpoint::service::build(config(extra)).expect("build AppState")
 }
 
 /// Applies a decision in which every upstream agrees on the advanced
@@ -60,7 +61,7 @@ pub fn agree(state: &AppState) {
         responding: n,
         required: n / 2 + 1,
         conflict: false,
-        standings: vec![leanpoint::consensus::Standing::Agreeing; n],
+        standings: vec![leanpoint::agreement::Standing::Agreeing; n],
         wanted: Vec::new(),
         impossible: Vec::new(),
         served_contradicted: false,
@@ -166,7 +167,7 @@ pub fn served_state(lp: &Leanpoint, within: Duration) -> Served {
         let r = lp.get_within(paths::STATE_FINALIZED, 2 * ANSWER_WITHIN);
         let after = status();
         let problem = if r.status == 200 {
-            let header = lean_api::parse_state_header(&r.body)
+            let header = api::parse_state_header(&r.body)
                 .unwrap_or_else(|e| panic!("served State does not parse: {e}"));
             let agreed = after["finalized_slot"].as_u64().expect("finalized_slot");
             if before["finalized_slot"] == after["finalized_slot"] && header.slot == agreed {

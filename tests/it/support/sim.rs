@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use leanpoint::lean_api::{self, paths};
+use leanpoint::lean::api::{self, paths};
 use serde_json::Value;
 
 use super::fs::TempDir;
@@ -144,7 +144,7 @@ pub fn node_roots(node: &SimNode) -> Vec<(u64, String)> {
 pub fn node_state(node: &SimNode) -> (u64, Vec<u8>) {
     let r = must_get(&format!("{}{}", node.url, paths::STATE_FINALIZED));
     assert_eq!(r.status, 200, "{} states/finalized", node.name);
-    let slot = lean_api::parse_state_header(&r.body)
+    let slot = api::parse_state_header(&r.body)
         .expect("node state header")
         .slot;
     (slot, r.body)

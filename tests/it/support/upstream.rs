@@ -13,11 +13,11 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use leanpoint::devnet::canned::{Canned, CannedReply};
+use leanpoint::devnet::chain::ChainParams;
+use leanpoint::devnet::conns::{ConnRecord, ConnStats};
+use leanpoint::devnet::{Addressing, Behaviour, NodeSpec, SimConfig, SimHandle};
 use leanpoint::shutdown::Trigger;
-use leanpoint::sim::canned::{Canned, CannedReply};
-use leanpoint::sim::chain::ChainParams;
-use leanpoint::sim::conns::{ConnRecord, ConnStats};
-use leanpoint::sim::{Addressing, Behaviour, NodeSpec, SimConfig, SimHandle};
 
 use super::fixtures::{FixtureRoutes, BLOCK, JSON, SSZ, STATE};
 
@@ -35,7 +35,7 @@ pub enum Mode {
     AcceptHang,
     /// Reads the request, shuts down its write side (FIN), keeps the socket.
     HalfClose,
-    /// Sends a 200 head announcing [`leanpoint::sim::canned::DRIP_LENGTH`]
+    /// Sends a 200 head announcing [`leanpoint::devnet::canned::DRIP_LENGTH`]
     /// bytes, then one body byte every 100 ms, forever, on every path.
     SlowDrip,
     /// Any chain-backed behaviour of the simulator.
@@ -113,7 +113,7 @@ pub fn start(modes: Vec<Mode>) -> Vec<SimUpstream> {
             .expect("a runtime for the sim");
         rt.block_on(async move {
             let (trigger, mut shutdown) = leanpoint::shutdown::channel();
-            match leanpoint::sim::server::start(config, trigger.subscribe()).await {
+            match leanpoint::devnet::server::start(config, trigger.subscribe()).await {
                 Ok(sim) => {
                     let urls = sim.nodes.iter().map(|n| n.url.clone()).collect();
                     let _ = tx.send(Ok((urls, sim.handle(), trigger)));

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::support::fixtures::{FORK_CHOICE, JSON, SSZ, STATE};
 use crate::support::{
-    fixture, fixture_finalized, run_to_exit_env, start_with, FixtureRoutes, Leanpoint, Mode, Reply,
-    Routes, SimUpstream, TempDir, Timing,
+    fixture, fixture_finalized, run_to_exit_env, start_with, wait_until, FixtureRoutes, Leanpoint,
+    Mode, Reply, Routes, SimUpstream, TempDir, Timing,
 };
 use serde_json::Value;
 
@@ -421,17 +421,18 @@ fn a_redirect_to_another_origin_is_refused_and_sends_nothing_there() {
         "{hop_entry}"
     );
     // Agreement holds (node's fork_choice is fine), but no State can be
-    // had: the State and /readyz say so, whatever /healthz says.
-    let ready = lp.wait_code("/readyz", 503, WAIT);
+    // had: the State and /readyz say so, whatever /healthz says. /readyz is
+    // 503 before the first download too, so wait for the failure itself.
+    wait_until(WAIT, "a failed State download counted", || {
+        let m = lp.metrics();
+        let n = crate::support::metric(&m, "leanpoint_state_fetch_failures_total", &[]);
+        (n.unwrap_or(0.0) >= 1.0).then_some(())
+    });
+    let ready = lp.get("/readyz");
+    assert_eq!(ready.status, 503, "{}", ready.text());
     assert!(ready.text().contains("state"), "{}", ready.text());
     let st = lp.get(STATE);
     assert_eq!(st.status, 503, "{}", st.text());
-    let m = lp.metrics();
-    assert!(
-        crate::support::metric(&m, "leanpoint_state_fetch_failures_total", &[]).unwrap_or(0.0)
-            >= 1.0,
-        "no failed State download counted"
-    );
     assert_eq!(
         elsewhere.accepted(),
         0,

@@ -213,13 +213,12 @@ fn http_level_faults() {
     ]);
     let (status, ct, body) = get(&sim.nodes[0], paths::FORK_CHOICE);
     assert_eq!((status, ct.as_str()), (200, "application/json"));
-    assert!(
-        api::parse_fork_choice(&body).is_err(),
-        "garbage does not parse"
-    );
+    let e = api::parse_fork_choice(&body).expect_err("garbage does not parse");
+    assert!(e.to_string().starts_with("fork_choice JSON: "), "{e}");
     let (status, _, body) = get(&sim.nodes[0], paths::STATE_FINALIZED);
     assert_eq!(status, 200);
-    assert!(api::validate_state(&body).is_err());
+    let e = api::validate_state(&body).expect_err("random bytes are no State");
+    assert!(e.to_string().starts_with("state "), "{e}");
 
     let (status, _, body) = get(&sim.nodes[1], paths::FORK_CHOICE);
     assert_eq!((status, body.as_slice()), (502, &b"502: Bad Gateway"[..]));

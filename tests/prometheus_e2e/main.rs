@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use api::Prometheus;
-use support::{wait_until, Leanpoint, Proc, Sim, TempDir};
+use support::{wait_until, Leanpoint, Proc, Sim, TempDir, Timing};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -48,20 +48,8 @@ fn start_sim() -> (Sim, String) {
 fn start_leanpoint(sim: &Sim) -> Leanpoint {
     Leanpoint::builder()
         .upstreams_file(sim.upstreams_path())
-        .args(&[
-            "--log-format",
-            "json",
-            "--slot-ms",
-            "2000",
-            "--poll-ms",
-            "250",
-            "--timeout-ms",
-            "200",
-            "--connect-timeout-ms",
-            "100",
-            "--stale-ms",
-            "2000",
-        ])
+        .args(&["--log-format", "json", "--slot-ms", "2000"])
+        .timing(Timing::SCRAPED)
         .spawn()
 }
 

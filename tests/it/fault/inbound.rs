@@ -163,17 +163,9 @@ fn start() -> (Sim, Leanpoint) {
     raise_own_fd_limit();
     let net = Sim::with_upstreams(&["--nodes", "3:healthy", "--slot-ms", "1000"]);
     let lp = Leanpoint::builder()
+        .upstreams_file(net.upstreams_path())
+        .timing(Timing::FAULTS)
         .args(&[
-            "--upstreams-config",
-            net.upstreams_path(),
-            "--poll-ms",
-            "200",
-            "--timeout-ms",
-            "500",
-            "--connect-timeout-ms",
-            "250",
-            "--stale-ms",
-            "5000",
             "--slot-ms",
             "1000",
             "--max-connections",

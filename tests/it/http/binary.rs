@@ -15,25 +15,6 @@ use rustix::process::{prlimit, Pid, Resource, Rlimit};
 use crate::support::sys::{fd_count, raise_own_fd_limit};
 use crate::support::*;
 
-/// Fast polls against dead upstreams: pollers tick, nothing agrees.
-fn base_args(upstreams: &std::path::Path) -> Vec<String> {
-    [
-        "--upstreams-config",
-        upstreams.to_str().expect("utf-8 path"),
-        "--poll-ms",
-        "200",
-        "--timeout-ms",
-        "150",
-        "--connect-timeout-ms",
-        "100",
-        "--stale-ms",
-        "1000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 fn start(extra: &[&str]) -> Leanpoint {
     // Five upstreams on closed ports: every poll is refused at once.
     let dir = TempDir::new();
@@ -46,8 +27,10 @@ fn start(extra: &[&str]) -> Leanpoint {
         })
         .collect();
     let file = dir.upstreams(&dead);
+    // Fast polls against dead upstreams: pollers tick, nothing agrees.
     Leanpoint::builder()
-        .args(&base_args(&file))
+        .upstreams_file(&file)
+        .timing(Timing::REFUSED)
         .args(extra)
         .spawn()
 }

@@ -18,7 +18,7 @@ fn served() -> (Vec<crate::support::SimUpstream>, Leanpoint, Resp) {
             ("b", Mode::Fixture("advanced")),
             ("c", Mode::Fixture("advanced")),
         ],
-        Timing::FAST.args(),
+        &Timing::FAST.args(),
     );
     let whole = wait_until(WAIT, "the State served", || {
         let r = lp.try_get(STATE, &[]).map_err(|e| e.to_string())?;

@@ -34,7 +34,7 @@ fn agree_and_serve(folder: &'static str) {
             ("n2", Mode::Fixture(folder)),
             ("n3", Mode::Fixture(folder)),
         ],
-        Timing::FAST.args(),
+        &Timing::FAST.args(),
     );
     let (slot, _) = fixture_finalized(folder);
     let state = wait_served(&lp, folder);
@@ -85,7 +85,7 @@ fn two_of_three_agree_and_the_fork_is_not_counted() {
             ("adv2", Mode::Fixture("advanced")),
             ("fork", Mode::Fixture("fork")),
         ],
-        Timing::FAST.args(),
+        &Timing::FAST.args(),
     );
     wait_served(&lp, "advanced");
     let all = lp.wait_json("/api/upstreams", "fork standing conflicting", WAIT, |a| {
@@ -174,8 +174,7 @@ fn assert_never_served(lp: &Leanpoint, responding: usize) -> Value {
 }
 
 fn two_against_two(extra: &[&str]) -> (Vec<crate::support::SimUpstream>, Leanpoint) {
-    let mut args = Timing::FAST.args().to_vec();
-    args.extend_from_slice(extra);
+    let args = Timing::FAST.with(extra);
     start(
         &[
             ("adv1", Mode::Fixture("advanced")),
@@ -218,7 +217,7 @@ fn a_disagreeing_upstream_is_not_counted() {
         .upstream("adv", &fakes[0].url())
         .upstream("fork", &fakes[1].url())
         .upstream("dead", &dead)
-        .args(Timing::FAST.args())
+        .timing(Timing::FAST)
         .spawn();
     let status = assert_never_served(&lp, 2);
     assert_ne!(

@@ -18,7 +18,7 @@ fn a_legacy_upstream_agrees_through_the_fallback_source() {
             ("full1", Mode::Fixture("advanced")),
             ("full2", Mode::Fixture("advanced")),
         ],
-        Timing::FAST.args(),
+        &Timing::FAST.args(),
     );
     let (slot, root) = fixture_finalized("advanced");
     let all = lp.wait_json(
@@ -69,7 +69,7 @@ fn three_legacy_upstreams_agree_by_slot() {
             ("l2", Mode::Legacy("advanced")),
             ("l3", Mode::Legacy("advanced")),
         ],
-        Timing::FAST.args(),
+        &Timing::FAST.args(),
     );
     let (slot, _) = fixture_finalized("advanced");
     let status = lp.wait_json("/status", "agreement by slot", WAIT, |s| {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::support::fixtures::STATE;
-use crate::support::{fixture, fixture_finalized, metric, start, wait_until, Mode};
+use crate::support::{fixture, fixture_finalized, metric, start, wait_until, Mode, Timing};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -19,16 +19,7 @@ fn finalized_never_regresses_when_all_upstreams_fall_behind() {
             ("n2", Mode::Fixture("advanced")),
             ("n3", Mode::Fixture("advanced")),
         ],
-        &[
-            "--poll-ms",
-            "100",
-            "--timeout-ms",
-            "1000",
-            "--connect-timeout-ms",
-            "500",
-            "--stale-ms",
-            "60000",
-        ],
+        &Timing::STEADY.args(),
     );
     let (slot, root) = fixture_finalized("advanced");
     let (behind_slot, _) = fixture_finalized("behind");

@@ -389,8 +389,8 @@ fn sighup_reloads_the_upstreams_file_and_keeps_serving() {
 fn probes_on_the_admin_port_answer_while_public_slots_are_held() {
     let admin = free_port();
     let admin_arg = admin.to_string();
-    let mut args = crate::support::Timing::FAST.args().to_vec();
-    args.extend_from_slice(&["--max-connections", "4", "--admin-port", &admin_arg]);
+    let args =
+        crate::support::Timing::FAST.with(&["--max-connections", "4", "--admin-port", &admin_arg]);
     let (_fakes, lp) = start(&[("a", Mode::Fixture("advanced"))], &args);
     wait_until(WAIT, "the admin port listening", || {
         std::net::TcpStream::connect(("127.0.0.1", admin))

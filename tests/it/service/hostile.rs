@@ -74,8 +74,8 @@ fn hostile_bodies_are_named_counted_and_survived() {
         .collect();
     upstreams.push(("good1", Mode::Fixture("advanced")));
     upstreams.push(("good2", Mode::Fixture("advanced")));
-    let mut args = crate::support::Timing::FAST.args().to_vec();
-    args.extend_from_slice(&["--max-body-bytes", "4096", "--agreement", "count:2"]);
+    let args =
+        crate::support::Timing::FAST.with(&["--max-body-bytes", "4096", "--agreement", "count:2"]);
     let (_fakes, mut lp) = start(&upstreams, &args);
 
     for (name, _, kind) in hostile.iter().filter(|(_, _, k)| !k.is_empty()) {

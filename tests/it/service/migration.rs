@@ -377,7 +377,7 @@ fn same_origin_redirects_are_followed() {
         .with("/v2/state", Reply::redirect(301, "/v3/state"))
         .with("/v3/state", Reply::ok(SSZ, state.clone()));
     let (_fakes, lp) = start_with(&[("moved", Mode::Routes(routes))], |b| {
-        b.args(Timing::FAST.args())
+        b.timing(Timing::FAST)
     });
     let u = wait_polled(&lp, "moved");
     assert_eq!(u["source"], "fork_choice", "{u}");
@@ -406,7 +406,7 @@ fn a_redirect_to_another_origin_is_refused_and_sends_nothing_there() {
     );
     let lp = Leanpoint::builder()
         .upstreams_file(&file)
-        .args(Timing::FAST.args())
+        .timing(Timing::FAST)
         .args(&["--agreement", "count:1"])
         .spawn();
     wait_polled(&lp, "node");
@@ -453,7 +453,7 @@ fn a_fourth_redirect_is_not_followed() {
             Reply::ok(JSON, fixture("advanced", "fork_choice.json")),
         );
     let (fakes, lp) = start_with(&[("loop", Mode::Routes(routes))], |b| {
-        b.args(Timing::FAST.args())
+        b.timing(Timing::FAST)
     });
     let all = lp.wait_json("/api/upstreams", "loop failing with redirect", WAIT, |a| {
         crate::support::find_upstream(a, "loop")["last_error_kind"] == "redirect"
@@ -486,7 +486,7 @@ fn the_six_zig_metric_families_keep_their_names_and_meanings() {
             ("b", Mode::Fixture("advanced")),
             ("dead", Mode::Routes(Routes::default())),
         ],
-        |b| b.args(Timing::FAST.args()),
+        |b| b.timing(Timing::FAST),
     );
     let status = lp.wait_json("/status", "agreement and a failed poll", WAIT, |s| {
         s["agreement"] == true && s["error_count"].as_u64() >= Some(1)
@@ -547,7 +547,7 @@ fn healthz_and_state_bodies_start_with_the_zig_words() {
             ("a", Mode::Fixture("advanced")),
             ("b", Mode::Fixture("advanced")),
         ],
-        |b| b.args(Timing::FAST.args()).args(&["--stale-ms", "1500"]),
+        |b| b.timing(Timing::FAST).args(&["--stale-ms", "1500"]),
     );
     lp.wait_code(STATE, 200, WAIT);
     let ok = lp.wait_code("/healthz", 200, WAIT);
@@ -592,7 +592,7 @@ fn the_state_says_no_finalized_state_until_one_is_downloaded() {
             ("a", Mode::Routes(routes.clone())),
             ("b", Mode::Routes(routes)),
         ],
-        |b| b.args(Timing::FAST.args()),
+        |b| b.timing(Timing::FAST),
     );
     lp.wait_code("/healthz", 200, WAIT);
     let st = lp.get(STATE);
@@ -708,7 +708,7 @@ fn convert_validator_config_writes_the_output_file_it_is_given() {
 #[test]
 fn logs_to_a_file_or_pipe_carry_no_colour_codes() {
     let (_fakes, lp) = start_with(&[("a", Mode::Fixture("advanced"))], |b| {
-        b.args(Timing::FAST.args())
+        b.timing(Timing::FAST)
     });
     wait_polled(&lp, "a");
     let log = lp.stderr();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::{metric, start, wait_until, Mode};
+use crate::support::{metric, start, wait_until, Mode, Timing};
 
 const WAIT: Duration = Duration::from_secs(30);
 const TIMEOUT_MS: u64 = 500;
@@ -19,16 +19,7 @@ fn slow_drip_is_cut_off_at_the_total_deadline() {
             ("good1", Mode::Fixture("advanced")),
             ("good2", Mode::Fixture("advanced")),
         ],
-        &[
-            "--poll-ms",
-            "1000",
-            "--timeout-ms",
-            "500",
-            "--connect-timeout-ms",
-            "200",
-            "--stale-ms",
-            "10000",
-        ],
+        &Timing::IDLE_GAPS.args(),
     );
     let drip = &fakes[0];
 

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use crate::support::fixtures::{FORK_CHOICE, STATE};
-use crate::support::{fixture, metric, start, wait_until, FixtureRoutes, Mode, Reply, Routes};
+use crate::support::{
+    fixture, metric, start, wait_until, FixtureRoutes, Mode, Reply, Routes, Timing,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -23,16 +25,7 @@ fn a_hung_state_download_never_overlaps_polls_of_that_upstream() {
             ("good1", Mode::Fixture("advanced")),
             ("good2", Mode::Fixture("advanced")),
         ],
-        &[
-            "--poll-ms",
-            "100",
-            "--timeout-ms",
-            "500",
-            "--connect-timeout-ms",
-            "200",
-            "--stale-ms",
-            "10000",
-        ],
+        &Timing::SHORT_DEADLINES.args(),
     );
     let fake = &fakes[0];
 

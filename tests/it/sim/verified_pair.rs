@@ -52,7 +52,7 @@ fn the_block_route_serves_the_verified_block_like_the_state() {
             ("n2", Mode::Fixture("advanced")),
             ("n3", Mode::Fixture("advanced")),
         ],
-        Timing::FAST.args(),
+        &Timing::FAST.args(),
     );
     let (slot, root) = fixture_finalized("advanced");
     let status = wait_pair(&lp, slot);
@@ -121,7 +121,7 @@ fn advanced_and_genesis_serve_nothing() {
             ("advanced", Mode::Fixture("advanced")),
             ("genesis", Mode::Fixture("genesis")),
         ],
-        Timing::FAST.args(),
+        &Timing::FAST.args(),
     );
     let all = assert_nothing_served(&lp, 5);
     for name in ["advanced", "genesis"] {
@@ -138,7 +138,7 @@ fn behind_and_fork_agree_on_their_common_block() {
             ("behind", Mode::Fixture("behind")),
             ("fork", Mode::Fixture("fork")),
         ],
-        Timing::FAST.args(),
+        &Timing::FAST.args(),
     );
     let (slot, root) = fixture_finalized("behind");
     let status = wait_pair(&lp, slot);
@@ -195,13 +195,7 @@ fn a_branch_past_a_forked_node_does_not_count_for_it() {
     let lp = Leanpoint::builder()
         .upstream("lagging", &sim.nodes[0].url)
         .upstream("fork", &sim.nodes[1].url)
-        .args(
-            &[
-                Timing::FAST.args(),
-                &["--agreement", "count:2", "--slot-ms", "1000"][..],
-            ]
-            .concat(),
-        )
+        .args(&Timing::FAST.with(&["--agreement", "count:2", "--slot-ms", "1000"]))
         .spawn();
     let all = assert_nothing_served(&lp, 20);
     for name in ["lagging", "fork"] {
@@ -242,7 +236,7 @@ fn hostile() -> Mode {
 #[test]
 fn a_hostile_huge_slot_is_never_agreed_nor_a_source_under_any_rule() {
     for rule in ["configured-majority", "responding-majority", "count:1"] {
-        let args = [Timing::FAST.args(), &["--agreement", rule][..]].concat();
+        let args = Timing::FAST.with(&["--agreement", rule]);
         let (fakes, lp) = start(
             &[
                 ("hostile", hostile()),
@@ -293,11 +287,7 @@ fn a_hostile_slot_answered_first_does_not_lock_leanpoint_in() {
     // The case: responding-majority, the hostile upstream answers
     // while the others are still starting (503). Nothing is served then, and
     // once they answer their honest slot 9 is agreed and served.
-    let args = [
-        Timing::FAST.args(),
-        &["--agreement", "responding-majority"][..],
-    ]
-    .concat();
+    let args = Timing::FAST.with(&["--agreement", "responding-majority"]);
     let (fakes, lp) = start(
         &[
             ("hostile", hostile()),
@@ -331,11 +321,7 @@ fn a_checkpoint_contradicted_by_a_majority_is_replaced() {
     // in itself) is served; then both others answer the advanced chain at the
     // same slot. They are a majority of all configured upstreams and prove
     // the served root is not on their chain: the recovery rule replaces it.
-    let args = [
-        Timing::FAST.args(),
-        &["--agreement", "responding-majority"][..],
-    ]
-    .concat();
+    let args = Timing::FAST.with(&["--agreement", "responding-majority"]);
     let (fakes, lp) = start(
         &[
             ("fork", Mode::Fixture("fork")),
@@ -401,7 +387,7 @@ fn refused_pairs_are_named_and_the_next_source_is_used() {
     ];
     let mut upstreams: Vec<(&str, Mode)> = faulty.iter().map(|(n, m, _)| (*n, m.clone())).collect();
     upstreams.push(("good", Mode::Fixture("advanced")));
-    let (_fakes, lp) = start(&upstreams, Timing::FAST.args());
+    let (_fakes, lp) = start(&upstreams, &Timing::FAST.args());
     let status = wait_pair(&lp, 9);
     assert_eq!(status["served_from"], "good", "{status}");
     assert_eq!(&lp.get(STATE).body[..], &adv_state()[..]);
@@ -429,7 +415,10 @@ fn without_a_block_route_nothing_is_served() {
     // Upstreams that report a root but 404 the block route: the State cannot
     // be proven, so it is refused (named), agreement notwithstanding.
     let no_block = || Mode::Routes(Routes::fixture("advanced").with(BLOCK, Reply::not_found()));
-    let (fakes, lp) = start(&[("a", no_block()), ("b", no_block())], Timing::FAST.args());
+    let (fakes, lp) = start(
+        &[("a", no_block()), ("b", no_block())],
+        &Timing::FAST.args(),
+    );
     lp.wait_json("/status", "agreement", WAIT, |s| s["agreement"] == true);
     lp.wait_json("/api/upstreams", "named refusals", WAIT, |a| {
         a["upstreams"].as_array().is_some_and(|us| {

@@ -50,7 +50,7 @@ impl Builder {
 
     /// The four poll timing flags of a preset.
     pub fn timing(self, timing: Timing) -> Builder {
-        self.args(timing.args())
+        self.args(&timing.args())
     }
 
     /// An environment variable for the process (`LEANPOINT_*` from the

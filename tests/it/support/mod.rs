@@ -50,7 +50,10 @@ pub use leanpoint::devnet::conns::ConnRecord;
 
 /// Starts one simulated upstream per `(name, mode)` and a leanpoint polling
 /// them with `args`.
-pub fn start(upstreams: &[(&str, Mode)], args: &[&str]) -> (Vec<SimUpstream>, Leanpoint) {
+pub fn start<S: AsRef<str>>(
+    upstreams: &[(&str, Mode)],
+    args: &[S],
+) -> (Vec<SimUpstream>, Leanpoint) {
     start_with(upstreams, |b| b.args(args))
 }
 

@@ -7,17 +7,13 @@
 use std::time::Duration;
 
 use crate::support::fixtures::STATE;
-use crate::support::{fixture, request, start, wait_until, Leanpoint, Mode, Resp, Timing};
+use crate::support::{fixture, fixtures, request, start, wait_until, Leanpoint, Resp, Timing};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn served() -> (Vec<crate::support::SimUpstream>, Leanpoint, Resp) {
     let (fakes, lp) = start(
-        &[
-            ("a", Mode::Fixture("advanced")),
-            ("b", Mode::Fixture("advanced")),
-            ("c", Mode::Fixture("advanced")),
-        ],
+        &fixtures(&[("a", "advanced"), ("b", "advanced"), ("c", "advanced")]),
         &Timing::FAST.args(),
     );
     let whole = wait_until(WAIT, "the State served", || {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support::fixtures::{FORK_CHOICE, STATE};
 use crate::support::{
-    dead_port, fixture, fixture_finalized, metric, start, Leanpoint, Mode, Timing,
+    dead_port, fixture, fixture_finalized, fixtures, metric, start, Leanpoint, Mode, Timing,
 };
 use serde_json::Value;
 
@@ -80,11 +80,7 @@ fn three_genesis_upstreams_agree_on_slot_zero() {
 #[test]
 fn two_of_three_agree_and_the_fork_is_not_counted() {
     let (_fakes, lp) = start(
-        &[
-            ("adv1", Mode::Fixture("advanced")),
-            ("adv2", Mode::Fixture("advanced")),
-            ("fork", Mode::Fixture("fork")),
-        ],
+        &fixtures(&[("adv1", "advanced"), ("adv2", "advanced"), ("fork", "fork")]),
         &Timing::FAST.args(),
     );
     wait_served(&lp, "advanced");
@@ -176,12 +172,12 @@ fn assert_never_served(lp: &Leanpoint, responding: usize) -> Value {
 fn two_against_two(extra: &[&str]) -> (Vec<crate::support::SimUpstream>, Leanpoint) {
     let args = Timing::FAST.with(extra);
     start(
-        &[
-            ("adv1", Mode::Fixture("advanced")),
-            ("adv2", Mode::Fixture("advanced")),
-            ("fork1", Mode::Fixture("fork")),
-            ("fork2", Mode::Fixture("fork")),
-        ],
+        &fixtures(&[
+            ("adv1", "advanced"),
+            ("adv2", "advanced"),
+            ("fork1", "fork"),
+            ("fork2", "fork"),
+        ]),
         &args,
     )
 }

@@ -25,6 +25,23 @@ fn assert_rejected(what: &str, args: &[&str], needles: &[&str]) {
     }
 }
 
+/// Writes `contents` as upstreams file `name`, runs with it, and asserts
+/// the rejection names the file and every `needle`. Returns the file (and
+/// the directory that holds it, removed when dropped).
+fn assert_file_rejected(
+    what: &str,
+    name: &str,
+    contents: &str,
+    needles: &[&str],
+) -> (TempDir, String) {
+    let dir = TempDir::new();
+    let p = dir.write(name, contents).display().to_string();
+    let mut all = vec![p.as_str()];
+    all.extend_from_slice(needles);
+    assert_rejected(what, &["--upstreams-config", &p], &all);
+    (dir, p)
+}
+
 /// A valid upstreams file (its node need not exist: the flag checks come first).
 fn valid_file(dir: &TempDir) -> String {
     let p = dir.write(
@@ -36,58 +53,41 @@ fn valid_file(dir: &TempDir) -> String {
 
 #[test]
 fn unparsable_json_names_the_file() {
-    let dir = TempDir::new();
-    let p = dir.write("broken.json", r#"{"upstreams": [{"name": "a", "url": "#);
-    let p = p.display().to_string();
-    assert_rejected(
+    assert_file_rejected(
         "unparsable JSON",
-        &["--upstreams-config", &p],
-        &[&p, "upstreams", "invalid JSON"],
+        "broken.json",
+        r#"{"upstreams": [{"name": "a", "url": "#,
+        &["upstreams", "invalid JSON"],
     );
 }
 
 #[test]
 fn duplicate_names_name_both_entries() {
-    let dir = TempDir::new();
-    let p = dir.write(
+    assert_file_rejected(
+        "duplicate names",
         "dup.json",
         r#"{"upstreams":[{"name":"zeam_0","url":"http://127.0.0.1:5052"},{"name":"zeam_0","url":"http://127.0.0.1:5053"}]}"#,
-    );
-    let p = p.display().to_string();
-    assert_rejected(
-        "duplicate names",
-        &["--upstreams-config", &p],
-        &[&p, "upstreams[1].name", "duplicates upstreams[0].name"],
+        &["upstreams[1].name", "duplicates upstreams[0].name"],
     );
 }
 
 #[test]
 fn empty_name_is_rejected() {
-    let dir = TempDir::new();
-    let p = dir.write(
+    assert_file_rejected(
+        "empty name",
         "empty-name.json",
         r#"{"upstreams":[{"name":"  ","url":"http://127.0.0.1:5052"}]}"#,
-    );
-    let p = p.display().to_string();
-    assert_rejected(
-        "empty name",
-        &["--upstreams-config", &p],
-        &[&p, "upstreams[0].name", "empty"],
+        &["upstreams[0].name", "empty"],
     );
 }
 
 #[test]
 fn non_http_url_is_rejected_without_echoing_it() {
-    let dir = TempDir::new();
-    let p = dir.write(
+    let (_dir, p) = assert_file_rejected(
+        "ftp URL",
         "ftp.json",
         r#"{"upstreams":[{"name":"a","url":"http://127.0.0.1:5052"},{"name":"b","url":"ftp://user:s3cret@127.0.0.1/"}]}"#,
-    );
-    let p = p.display().to_string();
-    assert_rejected(
-        "ftp URL",
-        &["--upstreams-config", &p],
-        &[&p, "upstreams[1].url", "ftp"],
+        &["upstreams[1].url", "ftp"],
     );
     let exit = run_to_exit(&["--upstreams-config", &p], EXIT_WITHIN);
     assert!(
@@ -128,13 +128,11 @@ fn connect_timeout_above_total_names_both_flags() {
 
 #[test]
 fn empty_upstreams_list_is_rejected() {
-    let dir = TempDir::new();
-    let p = dir.write("none.json", r#"{"upstreams":[]}"#);
-    let p = p.display().to_string();
-    assert_rejected(
+    assert_file_rejected(
         "empty list",
-        &["--upstreams-config", &p],
-        &[&p, "upstreams", "no upstreams"],
+        "none.json",
+        r#"{"upstreams":[]}"#,
+        &["upstreams", "no upstreams"],
     );
 }
 

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use crate::support::fixtures::STATE;
-use crate::support::{fixture, fixture_finalized, metric, start, wait_until, Mode, Timing};
+use crate::support::{
+    fixture, fixture_finalized, fixtures, metric, start, wait_until, Mode, Timing,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -14,11 +16,7 @@ fn finalized_never_regresses_when_all_upstreams_fall_behind() {
     // A stale window far longer than the test, so the agreement reached on
     // `advanced` stays fresh and the State stays servable throughout.
     let (fakes, lp) = start(
-        &[
-            ("n1", Mode::Fixture("advanced")),
-            ("n2", Mode::Fixture("advanced")),
-            ("n3", Mode::Fixture("advanced")),
-        ],
+        &fixtures(&[("n1", "advanced"), ("n2", "advanced"), ("n3", "advanced")]),
         &Timing::STEADY.args(),
     );
     let (slot, root) = fixture_finalized("advanced");

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::fixtures::{FORK_CHOICE, JSON, JUSTIFIED, STATE};
+use crate::support::metrics::upstream_errors;
 use crate::support::raw_upstream::RawUpstream;
 use crate::support::sys::dead_port as free_port;
 use crate::support::{
@@ -113,11 +114,7 @@ fn hostile_strings_at_the_body_cap_are_bounded_in_text_and_memory() {
     for name in ["quotes", "slot"] {
         wait_until(WAIT, &format!("{name}: 6 decode errors"), || {
             let m = lp.metrics();
-            let n = metric(
-                &m,
-                "leanpoint_upstream_errors_total",
-                &[("upstream", name), ("kind", "decode")],
-            );
+            let n = upstream_errors(&m, name, "decode");
             if n.is_some_and(|n| n >= 6.0) {
                 Ok(())
             } else {
@@ -204,17 +201,9 @@ fn oversized_heads_and_non_http_replies_have_their_own_kinds() {
         });
     }
     let m = lp.metrics();
-    let n = metric(
-        &m,
-        "leanpoint_upstream_errors_total",
-        &[("upstream", "big-head"), ("kind", "head_too_large")],
-    );
+    let n = upstream_errors(&m, "big-head", "head_too_large");
     assert!(n.is_some_and(|n| n >= 1.0), "{n:?}");
-    let wrong = metric(
-        &m,
-        "leanpoint_upstream_errors_total",
-        &[("upstream", "big-head"), ("kind", "connect")],
-    );
+    let wrong = upstream_errors(&m, "big-head", "connect");
     assert_eq!(
         wrong,
         Some(0.0),

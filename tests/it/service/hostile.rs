@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::support::fixtures::{FORK_CHOICE, JSON, SSZ, STATE};
+use crate::support::metrics::upstream_errors;
 use crate::support::{fixture, metric, start, wait_until, FixtureRoutes, Mode, Reply, Routes};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -87,11 +88,7 @@ fn hostile_bodies_are_named_counted_and_survived() {
             // State, as the Zig leanpoint read it, and re-probed.
             let (expected, n) = if FALLS_BACK.contains(name) {
                 let m = lp.metrics();
-                let counted = metric(
-                    &m,
-                    "leanpoint_upstream_errors_total",
-                    &[("upstream", name), ("kind", kind)],
-                );
+                let counted = upstream_errors(&m, name, kind);
                 let fell_back = u["source"] == "fallback" && u["healthy"] == true;
                 (fell_back, counted.unwrap_or(0.0) as u64)
             } else {
@@ -117,18 +114,10 @@ fn hostile_bodies_are_named_counted_and_survived() {
 
     let m = lp.metrics();
     for (name, _, kind) in hostile.iter().filter(|(_, _, k)| !k.is_empty()) {
-        let n = metric(
-            &m,
-            "leanpoint_upstream_errors_total",
-            &[("upstream", name), ("kind", kind)],
-        );
+        let n = upstream_errors(&m, name, kind);
         assert!(n.is_some_and(|n| n >= 2.0), "{name} {kind}: {n:?}");
     }
-    let long = metric(
-        &m,
-        "leanpoint_upstream_errors_total",
-        &[("upstream", "truncated-long"), ("kind", "decode")],
-    );
+    let long = upstream_errors(&m, "truncated-long", "decode");
     assert!(
         long.is_some_and(|n| n >= 1.0),
         "truncated-long decode: {long:?}"

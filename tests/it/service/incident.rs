@@ -8,6 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::support::metrics::upstream_timeouts;
 use crate::support::{metric, start_with, Leanpoint, Mode, SimUpstream, ANSWER_WITHIN};
 use serde_json::Value;
 use std::time::Instant;
@@ -242,12 +243,7 @@ fn check_in_flight(m: &str, seen: &mut Seen) {
 }
 
 fn total_timeouts(m: &str, name: &str) -> f64 {
-    metric(
-        m,
-        "leanpoint_upstream_timeouts_total",
-        &[("upstream", name), ("phase", "total")],
-    )
-    .unwrap_or(0.0)
+    upstream_timeouts(m, name, "total").unwrap_or(0.0)
 }
 
 /// Every upstream has had its 200 poll intervals: started polls for the

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::support::fixtures::{FORK_CHOICE, JSON, SSZ, STATE};
 use crate::support::{
-    fixture, fixture_finalized, run_to_exit_env, start_with, wait_until, FixtureRoutes, Leanpoint,
-    Mode, Reply, Routes, SimUpstream, TempDir, Timing,
+    fixture, fixture_finalized, fixtures, run_to_exit_env, start_with, wait_until, FixtureRoutes,
+    Leanpoint, Mode, Reply, Routes, SimUpstream, TempDir, Timing,
 };
 use serde_json::Value;
 
@@ -542,13 +542,9 @@ fn the_six_zig_metric_families_keep_their_names_and_meanings() {
 #[test]
 fn healthz_and_state_bodies_start_with_the_zig_words() {
     // Agreement and a State: ok.
-    let (fakes, lp) = start_with(
-        &[
-            ("a", Mode::Fixture("advanced")),
-            ("b", Mode::Fixture("advanced")),
-        ],
-        |b| b.timing(Timing::FAST).args(&["--stale-ms", "1500"]),
-    );
+    let (fakes, lp) = start_with(&fixtures(&[("a", "advanced"), ("b", "advanced")]), |b| {
+        b.timing(Timing::FAST).args(&["--stale-ms", "1500"])
+    });
     lp.wait_code(STATE, 200, WAIT);
     let ok = lp.wait_code("/healthz", 200, WAIT);
     assert_eq!(ok.text(), "ok\n");

@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::fixtures::{FORK_CHOICE, STATE};
+use crate::support::metrics::upstream_errors;
 use crate::support::raw_upstream::{json_response, RawUpstream};
 use crate::support::BIN;
-use crate::support::{
-    dead_port, metric, run_to_exit, wait_until, Leanpoint, Mode, SimUpstream, TempDir,
-};
+use crate::support::{dead_port, run_to_exit, wait_until, Leanpoint, Mode, SimUpstream, TempDir};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -258,11 +257,7 @@ fn no_secret_reaches_logs_pages_json_or_metrics() {
         for (name, kind) in kinds {
             wait_until(WAIT, &format!("{name} failing with {kind}"), || {
                 let m = lp.metrics();
-                let n = metric(
-                    &m,
-                    "leanpoint_upstream_errors_total",
-                    &[("upstream", name), ("kind", kind)],
-                );
+                let n = upstream_errors(&m, name, kind);
                 if n.is_some_and(|n| n >= 2.0) {
                     Ok(())
                 } else {

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::support::{metric, start, wait_until, Mode, Timing};
+use crate::support::metrics::{upstream_errors, upstream_timeouts};
+use crate::support::{start, wait_until, Mode, Timing};
 
 const WAIT: Duration = Duration::from_secs(30);
 const TIMEOUT_MS: u64 = 500;
@@ -68,20 +69,12 @@ fn slow_drip_is_cut_off_at_the_total_deadline() {
     );
 
     let m = lp.metrics();
-    let timeouts = metric(
-        &m,
-        "leanpoint_upstream_timeouts_total",
-        &[("upstream", "drip"), ("phase", "total")],
-    );
+    let timeouts = upstream_timeouts(&m, "drip", "total");
     assert!(
         timeouts.is_some_and(|n| n >= 3.0),
         "total timeouts {timeouts:?}"
     );
-    let errors = metric(
-        &m,
-        "leanpoint_upstream_errors_total",
-        &[("upstream", "drip"), ("kind", "timeout")],
-    );
+    let errors = upstream_errors(&m, "drip", "timeout");
     assert!(
         errors.is_some_and(|n| n >= 3.0),
         "timeout errors {errors:?}"

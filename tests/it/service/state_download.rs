@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::support::fixtures::{FORK_CHOICE, STATE};
+use crate::support::metrics::upstream_timeouts;
 use crate::support::{
     fixture, metric, start, wait_until, FixtureRoutes, Mode, Reply, Routes, Timing,
 };
@@ -71,11 +72,7 @@ fn a_hung_state_download_never_overlaps_polls_of_that_upstream() {
         fake.max_open()
     );
     let m = lp.metrics();
-    let timeouts = metric(
-        &m,
-        "leanpoint_upstream_timeouts_total",
-        &[("upstream", "drip"), ("phase", "total")],
-    );
+    let timeouts = upstream_timeouts(&m, "drip", "total");
     assert!(
         timeouts.is_some_and(|n| n >= 1.0),
         "the download did not time out: {timeouts:?}"

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::support::fixtures::{BLOCK, FORK_CHOICE, JSON, SSZ, STATE};
 use crate::support::{
-    fixture, fixture_finalized, metric, start, FixtureRoutes, Leanpoint, Mode, Reply, Routes,
-    Timing,
+    fixture, fixture_finalized, fixtures, metric, start, FixtureRoutes, Leanpoint, Mode, Reply,
+    Routes, Timing,
 };
 use serde_json::Value;
 
@@ -47,11 +47,7 @@ fn wait_pair(lp: &Leanpoint, slot: u64) -> Value {
 #[test]
 fn the_block_route_serves_the_verified_block_like_the_state() {
     let (_fakes, lp) = start(
-        &[
-            ("n1", Mode::Fixture("advanced")),
-            ("n2", Mode::Fixture("advanced")),
-            ("n3", Mode::Fixture("advanced")),
-        ],
+        &fixtures(&[("n1", "advanced"), ("n2", "advanced"), ("n3", "advanced")]),
         &Timing::FAST.args(),
     );
     let (slot, root) = fixture_finalized("advanced");
@@ -117,10 +113,7 @@ fn the_block_route_serves_the_verified_block_like_the_state() {
 #[test]
 fn advanced_and_genesis_serve_nothing() {
     let (_fakes, lp) = start(
-        &[
-            ("advanced", Mode::Fixture("advanced")),
-            ("genesis", Mode::Fixture("genesis")),
-        ],
+        &fixtures(&[("advanced", "advanced"), ("genesis", "genesis")]),
         &Timing::FAST.args(),
     );
     let all = assert_nothing_served(&lp, 5);
@@ -134,10 +127,7 @@ fn advanced_and_genesis_serve_nothing() {
 #[test]
 fn behind_and_fork_agree_on_their_common_block() {
     let (fakes, lp) = start(
-        &[
-            ("behind", Mode::Fixture("behind")),
-            ("fork", Mode::Fixture("fork")),
-        ],
+        &fixtures(&[("behind", "behind"), ("fork", "fork")]),
         &Timing::FAST.args(),
     );
     let (slot, root) = fixture_finalized("behind");
@@ -323,11 +313,7 @@ fn a_checkpoint_contradicted_by_a_majority_is_replaced() {
     // the served root is not on their chain: the recovery rule replaces it.
     let args = Timing::FAST.with(&["--agreement", "responding-majority"]);
     let (fakes, lp) = start(
-        &[
-            ("fork", Mode::Fixture("fork")),
-            ("n1", Mode::Fixture("nostore")),
-            ("n2", Mode::Fixture("nostore")),
-        ],
+        &fixtures(&[("fork", "fork"), ("n1", "nostore"), ("n2", "nostore")]),
         &args,
     );
     let (slot, fork_root) = fixture_finalized("fork");

@@ -57,3 +57,15 @@ pub fn metric_exact(text: &str, series: &str) -> Option<f64> {
         .find(|(n, ls, _)| *n == name && *ls == labels)
         .map(|(_, _, v)| v)
 }
+
+/// `leanpoint_upstream_errors_total{upstream, kind}`.
+pub fn upstream_errors(text: &str, upstream: &str, kind: &str) -> Option<f64> {
+    let labels = [("upstream", upstream), ("kind", kind)];
+    metric(text, "leanpoint_upstream_errors_total", &labels)
+}
+
+/// `leanpoint_upstream_timeouts_total{upstream, phase}`.
+pub fn upstream_timeouts(text: &str, upstream: &str, phase: &str) -> Option<f64> {
+    let labels = [("upstream", upstream), ("phase", phase)];
+    metric(text, "leanpoint_upstream_timeouts_total", &labels)
+}

@@ -48,6 +48,13 @@ pub use self::upstream::{Mode, SimUpstream};
 pub use self::wait::{wait_until, Timing, ANSWER_WITHIN, EXIT_WITHIN, WAIT};
 pub use leanpoint::devnet::conns::ConnRecord;
 
+/// `(name, fixture folder)` pairs as upstreams serving those fixtures.
+pub fn fixtures<'a>(list: &[(&'a str, &'static str)]) -> Vec<(&'a str, Mode)> {
+    list.iter()
+        .map(|(name, folder)| (*name, Mode::Fixture(folder)))
+        .collect()
+}
+
 /// Starts one simulated upstream per `(name, mode)` and a leanpoint polling
 /// them with `args`.
 pub fn start<S: AsRef<str>>(

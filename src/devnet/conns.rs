@@ -149,3 +149,46 @@ impl Conns {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    #[test]
+    fn counts_connections_and_sees_a_peer_close_before_its_task_does() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let conns = Conns::default();
+        let first_client = TcpStream::connect(addr).expect("connect");
+        let (first, _) = listener.accept().expect("accept");
+        let a = conns.accepted(&first);
+        conns.request(Some(a), "/lean/v0/health");
+        let _second_client = TcpStream::connect(addr).expect("connect");
+        let (second, _) = listener.accept().expect("accept");
+        let b = conns.accepted(&second);
+        let s = conns.stats();
+        assert_eq!((s.accepted(), s.open, s.max_open), (2, 2, 2));
+
+        // The peer closes; the server's own socket stays open (its task has
+        // not read the EOF yet), and the ledger sees the FIN anyway.
+        drop(first_client);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while conns.stats().open != 1 {
+            assert!(Instant::now() < deadline, "{:?}", conns.stats());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let s = conns.stats();
+        assert!(s.records[0].closed_at.is_some(), "{s:?}");
+        assert_eq!(s.records[0].requests, 1);
+        assert!(s.records[1].closed_at.is_none(), "{s:?}");
+
+        conns.closed(b);
+        let s = conns.stats();
+        assert_eq!((s.open, s.max_open), (0, 2));
+        assert_eq!(conns.requests("/lean/v0/health"), 1);
+        assert_eq!(conns.requests("/lean/v0/fork_choice"), 0);
+        drop((first, second));
+    }
+}

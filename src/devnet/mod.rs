@@ -86,7 +86,11 @@ mod tests {
             "3".parse::<NodeGroups>().expect("ok").0,
             vec![Behaviour::Healthy; 3]
         );
-        assert!("2:sleepy".parse::<NodeGroups>().is_err());
-        assert!("20000".parse::<NodeGroups>().is_err());
+        let e = "2:sleepy"
+            .parse::<NodeGroups>()
+            .expect_err("no such behaviour");
+        assert!(e.starts_with("unknown behaviour \"sleepy\""), "{e}");
+        let e = "20000".parse::<NodeGroups>().expect_err("over MAX_NODES");
+        assert_eq!(e, format!("more than {MAX_NODES} nodes"));
     }
 }

@@ -1,4 +1,4 @@
-//! The finalized-pair cache.
+//! The fetcher: the served finalized pair.
 //!
 //! When the agreed finalized checkpoint changes, its SignedBlock and State
 //! are downloaded once, from one upstream that reports exactly that
@@ -20,9 +20,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::agreement::Finalized;
 use crate::lean::api::Root;
+use crate::served::pair::ServedState;
 use crate::served::verify::{verify_pair, VerifiedPair, VerifyError};
-use crate::service::{lock, unix_ms, AppState, ServedState, StateTarget};
+use crate::service::{lock, AppState};
 use crate::shutdown::Shutdown;
 use crate::upstream::is_not_found;
 
@@ -40,16 +42,13 @@ const PENDING_PAIRS: usize = 4;
 type Pending = Vec<(VerifiedPair, usize)>;
 
 pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
-    let mut target_rx = state.state_target.subscribe();
+    let mut target_rx = state.fetch_target.subscribe();
     let mut pending: Pending = Vec::new();
     loop {
         let target = *target_rx.borrow_and_update();
         if let Some(target) = target {
             let served = state.served_state();
-            let have = served.is_some_and(|s| {
-                s.slot == target.finalized.slot
-                    && (target.finalized.root.is_none() || s.root == target.finalized.root)
-            });
+            let have = served.is_some_and(|s| s.is_pair_of(target));
             if !have && !install_pending(&state, target, &mut pending) {
                 tokio::select! {
                     _ = shutdown.wait() => return,
@@ -68,8 +67,8 @@ pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
 /// or the target changes (a newer agreement makes this one moot).
 async fn fetch_until_done(
     state: &AppState,
-    target: StateTarget,
-    target_rx: &mut tokio::sync::watch::Receiver<Option<StateTarget>>,
+    target: Finalized,
+    target_rx: &mut tokio::sync::watch::Receiver<Option<Finalized>>,
     pending: &mut Pending,
 ) {
     let mut pause = RETRY_AFTER;
@@ -97,14 +96,14 @@ async fn fetch_until_done(
 
 /// Supporters of the agreement that report exactly the agreed checkpoint:
 /// the finalized routes of one already past it serve a newer pair.
-fn sources(state: &AppState, target: StateTarget) -> Vec<usize> {
+fn sources(state: &AppState, target: Finalized) -> Vec<usize> {
     state
         .supporters()
         .into_iter()
         .filter(|&i| {
             state.upstreams[i].view().observation.is_some_and(|o| {
-                o.finalized_slot == target.finalized.slot
-                    && (o.finalized_root.is_none() || o.finalized_root == target.finalized.root)
+                o.finalized_slot == target.slot
+                    && (o.finalized_root.is_none() || o.finalized_root == target.root)
             })
         })
         .collect()
@@ -123,7 +122,7 @@ struct Spare {
 /// Downloads from upstream `i` and installs a pair if it is proven.
 async fn try_one(
     state: &AppState,
-    target: StateTarget,
+    target: Finalized,
     i: usize,
     spare: &mut Spare,
     pending: &mut Pending,
@@ -133,7 +132,7 @@ async fn try_one(
     let _request = state.upstreams[i].request_lock.lock().await;
     let requester = state.requester(i);
     let cap = state.config.max_state_bytes;
-    let block = match target.finalized.root {
+    let block = match target.root {
         None => None,
         Some(_) => {
             let deadline = Instant::now() + state.config.timeout;
@@ -162,10 +161,10 @@ async fn try_one(
         }
     };
     if let (Some(root), Some(block), Some((bytes, from))) =
-        (target.finalized.root, &block, spare.state.clone())
+        (target.root, &block, spare.state.clone())
     {
-        if let Ok(pair) = verify_pair(target.finalized.slot, root, block.clone(), bytes) {
-            if descends_from_served(state, &pair.state, target.finalized.slot).is_ok() {
+        if let Ok(pair) = verify_pair(target.slot, root, block.clone(), bytes) {
+            if descends_from_served(state, &pair.state, target.slot).is_ok() {
                 install_verified(state, from, target, pair);
                 return true;
             }
@@ -184,15 +183,15 @@ async fn try_one(
             return false;
         }
     };
-    let (Some(root), Some(block)) = (target.finalized.root, block) else {
-        if header.slot != target.finalized.slot {
+    let (Some(root), Some(block)) = (target.root, block) else {
+        if header.slot != target.slot {
             refuse(
                 state,
                 i,
                 "state_slot_mismatch",
                 format!(
                     "state slot {} is not the agreed slot {} (upstream moved on)",
-                    header.slot, target.finalized.slot
+                    header.slot, target.slot
                 ),
             );
             return false;
@@ -202,7 +201,7 @@ async fn try_one(
         install(state, i, target, bytes, None, None, etag);
         return true;
     };
-    let pair = match verify_pair(target.finalized.slot, root, block.clone(), bytes.clone()) {
+    let pair = match verify_pair(target.slot, root, block.clone(), bytes.clone()) {
         Ok(p) => p,
         Err(VerifyError::BlockRootMismatch { .. })
             if keep_newer(target, &block, bytes, i, pending) =>
@@ -220,7 +219,7 @@ async fn try_one(
             return false;
         }
     };
-    if let Err(why) = descends_from_served(state, &pair.state, target.finalized.slot) {
+    if let Err(why) = descends_from_served(state, &pair.state, target.slot) {
         refuse(state, i, "not_descendant", why);
         return false;
     }
@@ -232,7 +231,7 @@ async fn try_one(
 /// Keeps the pair of a newer checkpoint if it proves itself (its block's own
 /// slot and root, then `verify_pair` against them).
 fn keep_newer(
-    target: StateTarget,
+    target: Finalized,
     block: &Bytes,
     state_bytes: Bytes,
     i: usize,
@@ -242,7 +241,7 @@ fn keep_newer(
         return false;
     };
     let (slot, root) = (signed.block.slot, crate::lean::ssz::htr(&signed.block));
-    if slot <= target.finalized.slot {
+    if slot <= target.slot {
         return false;
     }
     let Ok(pair) = verify_pair(slot, root, block.clone(), state_bytes) else {
@@ -256,14 +255,14 @@ fn keep_newer(
 }
 
 /// Installs a kept pair if it is the agreed checkpoint's.
-fn install_pending(state: &AppState, target: StateTarget, pending: &mut Pending) -> bool {
-    pending.retain(|(p, _)| p.slot >= target.finalized.slot);
-    let Some(root) = target.finalized.root else {
+fn install_pending(state: &AppState, target: Finalized, pending: &mut Pending) -> bool {
+    pending.retain(|(p, _)| p.slot >= target.slot);
+    let Some(root) = target.root else {
         return false;
     };
     let Some(pos) = pending
         .iter()
-        .position(|(p, _)| p.slot == target.finalized.slot && p.block_root == root)
+        .position(|(p, _)| p.slot == target.slot && p.block_root == root)
     else {
         return false;
     };
@@ -298,7 +297,7 @@ fn descends_from_served(state: &AppState, new_state: &[u8], slot: u64) -> Result
 /// Installs a verified pair for `target`. Its ETag is the block root (which
 /// `verify_pair` proved to be the agreed root), so every replica serving this
 /// checkpoint answers conditional and range requests alike.
-fn install_verified(state: &AppState, i: usize, target: StateTarget, pair: VerifiedPair) {
+fn install_verified(state: &AppState, i: usize, target: Finalized, pair: VerifiedPair) {
     let etag = format!("\"{}\"", pair.block_root);
     install(
         state,
@@ -314,7 +313,7 @@ fn install_verified(state: &AppState, i: usize, target: StateTarget, pair: Verif
 fn install(
     state: &AppState,
     i: usize,
-    target: StateTarget,
+    target: Finalized,
     bytes: Bytes,
     block: Option<Bytes>,
     state_root: Option<Root>,
@@ -322,15 +321,14 @@ fn install(
 ) {
     lock(&state.upstreams[i].view).pair_error = None;
     state.install_state(ServedState {
-        slot: target.finalized.slot,
-        root: target.finalized.root,
+        slot: target.slot,
+        root: target.root,
         genesis_time: crate::agreement::ancestry::state_genesis_time(&bytes).unwrap_or(0),
         bytes,
         etag,
         block,
         state_root,
         fetched_from: state.upstreams[i].config.name.clone(),
-        fetched_at_ms: unix_ms(),
     });
 }
 

@@ -1,5 +1,4 @@
-//! Polling: one task per upstream, and the decider that turns the upstreams'
-//! views into an agreement.
+//! Polling: one task per upstream.
 //!
 //! Each upstream task owns at most one poll future at a time. Ticks keep
 //! coming on the upstream's own interval; a tick that finds the poll still
@@ -45,7 +44,7 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
                     tracing::debug!(upstream = %state.upstreams[i].config.name, "poll still running; tick skipped");
                     continue;
                 }
-                // The state cache may be downloading from this upstream. Then
+                // The fetcher may be downloading from this upstream. Then
                 // this tick is skipped like one that finds a poll running; a
                 // poll queued behind the download would start the instant the
                 // download ends, while a timed-out download's socket may not
@@ -140,68 +139,5 @@ fn log_outcome(state: &AppState, i: usize, result: &Result<Observation, Upstream
             tracing::debug!(upstream = %name, kind = e.kind.as_str(), error = %e, "upstream poll failed again")
         }
         Ok(_) => {}
-    }
-}
-
-/// Recomputes the decision after every poll and at least once per poll
-/// interval (observations age out of the stale window without any poll).
-///
-/// No decision is made before every upstream's first poll has ended (either
-/// way). Until then an upstream not yet asked looks like one that is down,
-/// so the first answers would decide alone: under responding-majority the
-/// very first upstream to answer is "1 of 1", and under count:N the first N
-/// of one fork win before the other fork is heard. The wait is bounded: the
-/// first polls start within one interval and each ends at its deadline.
-pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
-    let mut first_round_done = false;
-    let mut ticks = tokio::time::interval(state.config.poll.min(Duration::from_secs(1)));
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut had_agreement = false;
-    // With many upstreams polls finish continuously; deciding once per batch
-    // instead of once per poll keeps the decider's cost flat (a decision
-    // reads every upstream's view). A twentieth of the interval keeps the
-    // agreement at most that much behind the polls.
-    let batch =
-        (state.config.poll / 20).clamp(Duration::from_millis(1), Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => break,
-            _ = state.poll_finished.notified() => {
-                tokio::select! {
-                    _ = shutdown.wait() => break,
-                    _ = tokio::time::sleep(batch) => {}
-                }
-            }
-            _ = ticks.tick() => {}
-        }
-        if !first_round_done {
-            let polled = state.polled_once();
-            if polled < state.upstreams.len() {
-                state.note_first_round(polled);
-                continue;
-            }
-            first_round_done = true;
-        }
-        let votes = state.fresh_votes();
-        let decision = state.decide(&votes);
-        state.apply(&decision, &votes);
-        let has = decision.agreed.is_some();
-        if has != had_agreement {
-            let c = state.consensus();
-            if has {
-                tracing::info!(
-                    finalized_slot = c.finalized.map(|f| f.slot),
-                    agreeing = c.agreeing,
-                    required = c.required,
-                    "agreement reached"
-                );
-            } else {
-                tracing::warn!(
-                    reason = c.last_error.as_deref().unwrap_or(""),
-                    "agreement lost"
-                );
-            }
-            had_agreement = has;
-        }
     }
 }

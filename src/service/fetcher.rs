@@ -26,7 +26,7 @@ use crate::served::pair::ServedState;
 use crate::served::verify::{verify_pair, VerifiedPair, VerifyError};
 use crate::service::{lock, AppState};
 use crate::shutdown::Shutdown;
-use crate::upstream::is_not_found;
+use crate::upstream::{is_not_found, Requester};
 
 /// Pause after the first round over all sources that gave no usable pair;
 /// doubled after each further round, up to the poll interval.
@@ -127,55 +127,28 @@ async fn try_one(
     spare: &mut Spare,
     pending: &mut Pending,
 ) -> bool {
-    let upstream = &state.upstreams[i].config;
     // One request in flight per upstream: wait for its poll to end.
     let _request = state.upstreams[i].request_lock.lock().await;
     let requester = state.requester(i);
-    let cap = state.config.max_state_bytes;
     let block = match target.root {
         None => None,
-        Some(_) => {
-            let deadline = Instant::now() + state.config.timeout;
-            match requester.fetch_block(cap, deadline).await {
-                Ok(b) => Some(b),
-                Err(e) if is_not_found(&e) && spare.block.is_some() => spare.block.clone(),
-                Err(e) if is_not_found(&e) => {
-                    // Its State may still be proven by another source's block.
-                    if spare.state.is_none() {
-                        let deadline = Instant::now()
-                            + download_budget(state.config.timeout, state.config.stale);
-                        state.metrics.state_fetches.inc();
-                        match requester.fetch_state(cap, deadline).await {
-                            Ok((bytes, _)) => spare.state = Some((bytes, i)),
-                            Err(e) => refuse(state, i, "fetch_failed", e.to_string()),
-                        }
-                    }
-                    refuse(state, i, "block_unavailable", "serves no /lean/v0/blocks/finalized (404); its State is served only with a block from another source".into());
-                    return false;
-                }
-                Err(e) => {
-                    refuse(state, i, "fetch_failed", e.to_string());
-                    return false;
-                }
-            }
-        }
-    };
-    if let (Some(root), Some(block), Some((bytes, from))) =
-        (target.root, &block, spare.state.clone())
-    {
-        if let Ok(pair) = verify_pair(target.slot, root, block.clone(), bytes) {
-            if descends_from_served(state, &pair.state, target.slot).is_ok() {
-                install_verified(state, from, target, pair);
+        Some(root) => {
+            let Some(block) = block_from(state, &requester, i, spare).await else {
+                return false;
+            };
+            if install_spare_state(state, target, root, &block, spare) {
                 return true;
             }
+            Some(block)
         }
-    }
+    };
     state.metrics.state_fetches.inc();
     // A state is larger than a poll's JSON: allow it the total deadline
     // several times over, still bounded, and within half the stale window:
     // this upstream's polls wait for the download, and its vote must not go
     // stale meanwhile.
     let deadline = Instant::now() + download_budget(state.config.timeout, state.config.stale);
+    let cap = state.config.max_state_bytes;
     let (bytes, header) = match requester.fetch_state(cap, deadline).await {
         Ok(ok) => ok,
         Err(e) => {
@@ -183,24 +156,102 @@ async fn try_one(
             return false;
         }
     };
-    let (Some(root), Some(block)) = (target.root, block) else {
-        if header.slot != target.slot {
-            refuse(
-                state,
-                i,
-                "state_slot_mismatch",
-                format!(
-                    "state slot {} is not the agreed slot {} (upstream moved on)",
-                    header.slot, target.slot
-                ),
-            );
-            return false;
+    match (target.root, block) {
+        (Some(root), Some(block)) => prove(state, target, i, (root, block), bytes, spare, pending),
+        _ => install_by_slot(state, target, i, header.slot, bytes),
+    }
+}
+
+/// The finalized block from upstream `i`, or the one kept from another
+/// source when `i` has no block route. None when this source is done: its
+/// State (of a block-less upstream) is kept for a block from another.
+async fn block_from(
+    state: &AppState,
+    requester: &Requester<'_>,
+    i: usize,
+    spare: &mut Spare,
+) -> Option<Bytes> {
+    let cap = state.config.max_state_bytes;
+    let deadline = Instant::now() + state.config.timeout;
+    match requester.fetch_block(cap, deadline).await {
+        Ok(b) => Some(b),
+        Err(e) if is_not_found(&e) && spare.block.is_some() => spare.block.clone(),
+        Err(e) if is_not_found(&e) => {
+            // Its State may still be proven by another source's block.
+            if spare.state.is_none() {
+                let deadline =
+                    Instant::now() + download_budget(state.config.timeout, state.config.stale);
+                state.metrics.state_fetches.inc();
+                match requester.fetch_state(cap, deadline).await {
+                    Ok((bytes, _)) => spare.state = Some((bytes, i)),
+                    Err(e) => refuse(state, i, "fetch_failed", e.to_string()),
+                }
+            }
+            refuse(state, i, "block_unavailable", "serves no /lean/v0/blocks/finalized (404); its State is served only with a block from another source".into());
+            None
         }
-        tracing::info!(upstream = %upstream.name, slot = header.slot, bytes = bytes.len(), "finalized state cached by slot alone (unverified: no root agreed)");
-        let etag = format!("\"slot-{}-{:016x}\"", header.slot, fnv1a(&bytes));
-        install(state, i, target, bytes, None, None, etag);
-        return true;
+        Err(e) => {
+            refuse(state, i, "fetch_failed", e.to_string());
+            None
+        }
+    }
+}
+
+/// Installs the kept State of a block-less upstream if `block` proves it.
+fn install_spare_state(
+    state: &AppState,
+    target: Finalized,
+    root: Root,
+    block: &Bytes,
+    spare: &Spare,
+) -> bool {
+    let Some((bytes, from)) = spare.state.clone() else {
+        return false;
     };
+    let Ok(pair) = verify_pair(target.slot, root, block.clone(), bytes) else {
+        return false;
+    };
+    if descends_from_served(state, &pair.state, target.slot).is_err() {
+        return false;
+    }
+    install_verified(state, from, target, pair);
+    true
+}
+
+/// Installs the State of a checkpoint agreed by slot alone: there is no
+/// root to prove it against, so its slot is all that is checked.
+fn install_by_slot(state: &AppState, target: Finalized, i: usize, slot: u64, bytes: Bytes) -> bool {
+    if slot != target.slot {
+        refuse(
+            state,
+            i,
+            "state_slot_mismatch",
+            format!(
+                "state slot {slot} is not the agreed slot {} (upstream moved on)",
+                target.slot
+            ),
+        );
+        return false;
+    }
+    let upstream = &state.upstreams[i].config;
+    tracing::info!(upstream = %upstream.name, slot, bytes = bytes.len(), "finalized state cached by slot alone (unverified: no root agreed)");
+    let etag = format!("\"slot-{slot}-{:016x}\"", fnv1a(&bytes));
+    install(state, i, target, bytes, None, None, etag);
+    true
+}
+
+/// Proves (block, State) from upstream `i` against the agreed root and
+/// installs the pair; otherwise names why not, and keeps what a later
+/// source may use (a newer proven pair, a block whose root matched).
+fn prove(
+    state: &AppState,
+    target: Finalized,
+    i: usize,
+    (root, block): (Root, Bytes),
+    bytes: Bytes,
+    spare: &mut Spare,
+    pending: &mut Pending,
+) -> bool {
     let pair = match verify_pair(target.slot, root, block.clone(), bytes.clone()) {
         Ok(p) => p,
         Err(VerifyError::BlockRootMismatch { .. })
@@ -223,6 +274,7 @@ async fn try_one(
         refuse(state, i, "not_descendant", why);
         return false;
     }
+    let upstream = &state.upstreams[i].config;
     tracing::info!(upstream = %upstream.name, slot = pair.slot, block_root = %pair.block_root, state_root = %pair.state_root, state_bytes = pair.state.len(), block_bytes = pair.block.len(), "verified finalized pair cached");
     install_verified(state, i, target, pair);
     true

@@ -243,3 +243,7 @@ impl AppState {
         *served = Some(Arc::new(s));
     }
 }
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

@@ -32,6 +32,8 @@ pub mod history;
 mod observe;
 pub mod poller;
 pub mod reload;
+#[cfg(test)]
+mod testing;
 mod views;
 
 pub use views::{ConsensusView, UpstreamEntry, UpstreamView};

@@ -181,3 +181,87 @@ impl AppState {
         v.evidence = Arc::new(ev);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::service::testing::{closed, observation, root};
+    use crate::upstream::{Endpoint, ErrorKind, UpstreamError};
+
+    fn error(kind: ErrorKind) -> UpstreamError {
+        UpstreamError {
+            kind,
+            endpoint: Endpoint::ForkChoice,
+            message: "refused".to_string(),
+        }
+    }
+
+    fn count(v: &crate::service::UpstreamView, kind: ErrorKind) -> u64 {
+        let k = ErrorKind::ALL
+            .iter()
+            .position(|x| *x == kind)
+            .expect("kind");
+        v.errors_by_kind[k]
+    }
+
+    #[test]
+    fn record_poll_updates_the_view_and_counts_errors_by_kind() {
+        let state = closed(2);
+        state.record_poll(0, &Ok(observation(9, 1)), Duration::from_micros(1_500));
+        let v = state.upstreams[0].view();
+        assert!(v.healthy);
+        assert_eq!(v.observation.as_ref().map(|o| o.finalized_slot), Some(9));
+        assert_eq!(v.last_latency_us, Some(1_500));
+        assert_eq!(v.last_latency_ms, Some(1));
+        assert_eq!(v.evidence.held_at(9), Some(root(1)), "its finality holds");
+        assert_eq!(state.metrics.upstreams[0].up.get(), 1);
+        assert_eq!(state.metrics.upstreams[0].finalized_slot.get(), 9);
+        assert_eq!(state.metrics.upstreams[0].head_slot.get(), 11);
+
+        let timeout = Err(error(ErrorKind::Timeout));
+        state.record_poll(0, &timeout, Duration::from_millis(400));
+        state.record_poll(0, &timeout, Duration::from_millis(400));
+        let refused = Err(error(ErrorKind::Refused));
+        state.record_poll(0, &refused, Duration::from_millis(1));
+        let v = state.upstreams[0].view();
+        assert!(!v.healthy);
+        assert_eq!((v.error_count, v.consecutive_errors), (3, 3));
+        assert_eq!(count(&v, ErrorKind::Timeout), 2);
+        assert_eq!(count(&v, ErrorKind::Refused), 1);
+        assert_eq!(v.last_error_kind, Some(ErrorKind::Refused));
+        assert_eq!(
+            v.observation.as_ref().map(|o| o.finalized_slot),
+            Some(9),
+            "the last observation stays until it ages out"
+        );
+        assert_eq!(state.metrics.upstreams[0].up.get(), 0);
+        assert_eq!(state.metrics.upstreams[0].consecutive_errors.get(), 3);
+        // The other upstream is untouched; a success resets the run.
+        assert_eq!(state.upstreams[1].view().error_count, 0);
+        state.record_poll(0, &Ok(observation(10, 1)), Duration::from_millis(1));
+        let v = state.upstreams[0].view();
+        assert_eq!((v.error_count, v.consecutive_errors), (3, 0));
+    }
+
+    #[test]
+    fn a_lower_finalized_slot_forgets_what_was_held_above_it() {
+        let state = closed(1);
+        state.record_poll(0, &Ok(observation(9, 1)), Duration::ZERO);
+        state.record_poll(0, &Ok(observation(5, 2)), Duration::ZERO);
+        let v = state.upstreams[0].view();
+        assert_eq!(v.evidence.held_at(9), None, "a restarted upstream's chain");
+        assert_eq!(v.evidence.held_at(5), Some(root(2)));
+    }
+
+    #[test]
+    fn only_fresh_observations_vote() {
+        let state = closed(3);
+        state.record_poll(0, &Ok(observation(9, 1)), Duration::ZERO);
+        state.record_poll(1, &Err(error(ErrorKind::Timeout)), Duration::ZERO);
+        let votes = state.fresh_votes();
+        assert_eq!(votes[0].as_ref().map(|v| v.finalized_slot), Some(9));
+        assert!(votes[1].is_none() && votes[2].is_none());
+        assert_eq!(state.polled_once(), 2);
+    }
+}

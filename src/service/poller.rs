@@ -141,3 +141,87 @@ fn log_outcome(state: &AppState, i: usize, result: &Result<Observation, Upstream
         Ok(_) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::net::TcpListener;
+
+    use crate::service::testing::{state, until};
+
+    /// An upstream that accepts connections, reads nothing and never
+    /// answers: every poll runs until its deadline. Counts connections.
+    async fn hanging_upstream() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_tick_that_finds_a_poll_running_is_skipped() {
+        let (url, accepted) = hanging_upstream().await;
+        let state = state(
+            &[("hang", &url)],
+            &["--poll-ms", "20", "--timeout-ms", "10000"],
+        );
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(super::run_upstream(state.clone(), 0, shutdown));
+        let skipped = || state.upstreams[0].view().polls_skipped;
+        until(Duration::from_secs(5), "5 skipped ticks", || skipped() >= 5).await;
+        let v = state.upstreams[0].view();
+        assert_eq!(v.polls, 1, "one poll started: {v:?}");
+        assert_eq!(v.last_attempt_ms, None, "and it is still running");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection");
+        assert_eq!(state.metrics.upstreams[0].polls.get(), 1);
+        assert!(state.metrics.upstreams[0].polls_skipped.get() >= 5);
+        trigger.fire();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the poller stops at shutdown")
+            .expect("poller task");
+    }
+
+    #[tokio::test]
+    async fn a_tick_is_skipped_while_the_fetcher_holds_the_request_lock() {
+        let (url, accepted) = hanging_upstream().await;
+        let state = state(&[("busy", &url)], &["--poll-ms", "20"]);
+        let held = state.upstreams[0].request_lock.clone().lock_owned().await;
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(super::run_upstream(state.clone(), 0, shutdown));
+        let skipped = || state.upstreams[0].view().polls_skipped;
+        until(Duration::from_secs(5), "3 skipped ticks", || skipped() >= 3).await;
+        assert_eq!(state.upstreams[0].view().polls, 0);
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            0,
+            "no request while it is held"
+        );
+        drop(held);
+        let polls = || state.upstreams[0].view().polls;
+        until(Duration::from_secs(5), "a poll once released", || {
+            polls() >= 1
+        })
+        .await;
+        until(Duration::from_secs(5), "its connection", || {
+            accepted.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        trigger.fire();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the poller stops at shutdown")
+            .expect("poller task");
+    }
+}

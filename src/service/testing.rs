@@ -82,3 +82,15 @@ pub fn agreed(n: usize, f: Finalized, contradicted: bool) -> Decision {
         served_contradicted: contradicted,
     }
 }
+
+/// Polls `f` every 10 ms until it holds, or panics after `limit`.
+pub async fn until(limit: std::time::Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

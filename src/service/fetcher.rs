@@ -404,3 +404,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
     })
 }
+
+#[cfg(test)]
+#[path = "fetcher_tests.rs"]
+mod tests;

@@ -1,7 +1,7 @@
 //! The agreement decision: a pure function of the upstreams' fresh votes,
 //! their ancestry evidence and the rule. No IO, no clock, no metrics: the
-//! caller decides which votes are fresh and what to do with the decision
-//! (see `service::AppState::apply`).
+//! caller decides which votes are fresh, and `advance` what the decision
+//! does to the served checkpoint (recorded by `service::AppState::apply`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -122,37 +122,14 @@ pub fn decide(votes: &[Option<Vote>], rule: AgreementRule) -> Decision {
 /// one slot each reported by enough upstreams are a conflict; two at one
 /// slot with equal exact votes are ambiguous unless one is served.
 pub fn decide_with(votes: &[Option<Vote>], rule: AgreementRule, ctx: &Context) -> Decision {
-    let mut impossible = Vec::new();
-    let fresh: Vec<(usize, &Vote)> = votes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| v.as_ref().map(|v| (i, v)))
-        .filter(|(i, v)| {
-            let ok = v.finalized_slot <= ctx.max_slot;
-            if !ok {
-                impossible.push(*i);
-            }
-            ok
-        })
-        .collect();
+    let (fresh, impossible) = possible(votes, ctx.max_slot);
     let required = required_votes(rule, votes.len(), fresh.len()).max(1);
     let owners = tree_owners(&fresh);
     let mut wanted = Vec::new();
 
-    let mut candidates: Vec<(u64, Option<Root>)> = Vec::new();
-    for (_, v) in &fresh {
-        let key = (v.finalized_slot, v.finalized_root);
-        let shadowed = v.finalized_root.is_none()
-            && fresh
-                .iter()
-                .any(|(_, w)| w.finalized_slot == v.finalized_slot && w.finalized_root.is_some());
-        if !shadowed && !candidates.contains(&key) {
-            candidates.push(key);
-        }
-    }
     let served_slot = ctx.served.map(|(s, _)| s);
     let mut qualifying: Vec<Qualifying> = Vec::new();
-    for (slot, root) in candidates {
+    for (slot, root) in candidates(&fresh) {
         let support = support(&fresh, votes.len(), &owners, slot, root, ctx);
         // History reads matter only for what could still be served.
         if served_slot.is_none_or(|s| slot >= s) {
@@ -203,6 +180,42 @@ pub fn decide_with(votes: &[Option<Vote>], rule: AgreementRule, ctx: &Context) -
     }
     decision.wanted = bound_wanted(wanted);
     decision
+}
+
+/// The fresh votes whose finalized slot is possible (index, vote), and the
+/// indices of those past `max_slot`.
+fn possible(votes: &[Option<Vote>], max_slot: u64) -> (Vec<(usize, &Vote)>, Vec<usize>) {
+    let mut impossible = Vec::new();
+    let fresh = votes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.as_ref().map(|v| (i, v)))
+        .filter(|(i, v)| {
+            let ok = v.finalized_slot <= max_slot;
+            if !ok {
+                impossible.push(*i);
+            }
+            ok
+        })
+        .collect();
+    (fresh, impossible)
+}
+
+/// Every finalized (slot, root) reported, once; a slot-only report where
+/// another reports a root at that slot is no candidate of its own.
+fn candidates(fresh: &[(usize, &Vote)]) -> Vec<(u64, Option<Root>)> {
+    let mut candidates: Vec<(u64, Option<Root>)> = Vec::new();
+    for (_, v) in fresh {
+        let key = (v.finalized_slot, v.finalized_root);
+        let shadowed = v.finalized_root.is_none()
+            && fresh
+                .iter()
+                .any(|(_, w)| w.finalized_slot == v.finalized_slot && w.finalized_root.is_some());
+        if !shadowed && !candidates.contains(&key) {
+            candidates.push(key);
+        }
+    }
+    candidates
 }
 
 /// Fork-choice nodes -> the upstreams whose tree holds them.

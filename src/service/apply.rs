@@ -46,15 +46,7 @@ impl AppState {
     pub fn apply(&self, decision: &Decision, votes: &[Option<Vote>]) {
         let now_ms = unix_ms();
         let by = self.apply_standings(decision, votes);
-        let m = &self.metrics;
-        m.required_votes.set(decision.required as i64);
-        m.last_decision.set(now_ms as f64 / 1000.0);
-        m.zig.decided(now_ms);
-        m.consensus_reached
-            .set(i64::from(decision.agreed.is_some()));
-        m.pair
-            .served_contradicted
-            .set(i64::from(decision.served_contradicted));
+        self.record_decision(decision, now_ms);
         // Only the decider sends the target: read outside the lock, it is
         // still the fetcher's target when the rule's answer is sent.
         let fetching = *self.fetch_target.borrow();
@@ -81,7 +73,7 @@ impl AppState {
                 agreed_slot,
                 served_slot,
             } => {
-                m.regressions_refused.inc();
+                self.metrics.regressions_refused.inc();
                 c.last_error = Some(format!(
                     "agreement on finalized slot {agreed_slot} refused: slot {served_slot} was already served"
                 ));
@@ -109,6 +101,19 @@ impl AppState {
         if let Some(target) = step.fetch {
             self.fetch_target.send_replace(Some(target));
         }
+    }
+
+    /// The metrics every decision sets, agreed or not.
+    fn record_decision(&self, decision: &Decision, now_ms: u64) {
+        let m = &self.metrics;
+        m.required_votes.set(decision.required as i64);
+        m.last_decision.set(now_ms as f64 / 1000.0);
+        m.zig.decided(now_ms);
+        m.consensus_reached
+            .set(i64::from(decision.agreed.is_some()));
+        m.pair
+            .served_contradicted
+            .set(i64::from(decision.served_contradicted));
     }
 
     /// Why a decision agreed on nothing, for /status `last_error`.

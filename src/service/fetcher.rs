@@ -28,18 +28,12 @@ use crate::service::{lock, AppState};
 use crate::shutdown::Shutdown;
 use crate::upstream::{is_not_found, Requester};
 
+mod pending;
+use pending::{install_pending, keep_newer, Pending};
+
 /// Pause after the first round over all sources that gave no usable pair;
 /// doubled after each further round, up to the poll interval.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-
-/// Proven pairs of checkpoints newer than the agreed one, kept for when the
-/// agreement reaches them: with polls spread over an interval, an upstream
-/// reporting the agreed checkpoint has often finalized the next by the
-/// time its pair is downloaded.
-const PENDING_PAIRS: usize = 4;
-
-/// A proven pair of a newer checkpoint and the upstream that sent it.
-type Pending = Vec<(VerifiedPair, usize)>;
 
 pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
     let mut target_rx = state.fetch_target.subscribe();
@@ -276,53 +270,6 @@ fn prove(
     }
     let upstream = &state.upstreams[i].config;
     tracing::info!(upstream = %upstream.name, slot = pair.slot, block_root = %pair.block_root, state_root = %pair.state_root, state_bytes = pair.state.len(), block_bytes = pair.block.len(), "verified finalized pair cached");
-    install_verified(state, i, target, pair);
-    true
-}
-
-/// Keeps the pair of a newer checkpoint if it proves itself (its block's own
-/// slot and root, then `verify_pair` against them).
-fn keep_newer(
-    target: Finalized,
-    block: &Bytes,
-    state_bytes: Bytes,
-    i: usize,
-    pending: &mut Pending,
-) -> bool {
-    let Ok(signed) = crate::lean::ssz::decode_signed_block(block) else {
-        return false;
-    };
-    let (slot, root) = (signed.block.slot, crate::lean::ssz::htr(&signed.block));
-    if slot <= target.slot {
-        return false;
-    }
-    let Ok(pair) = verify_pair(slot, root, block.clone(), state_bytes) else {
-        return false;
-    };
-    pending.retain(|(p, _)| p.block_root != root);
-    pending.push((pair, i));
-    pending.sort_by_key(|(p, _)| std::cmp::Reverse(p.slot));
-    pending.truncate(PENDING_PAIRS);
-    true
-}
-
-/// Installs a kept pair if it is the agreed checkpoint's.
-fn install_pending(state: &AppState, target: Finalized, pending: &mut Pending) -> bool {
-    pending.retain(|(p, _)| p.slot >= target.slot);
-    let Some(root) = target.root else {
-        return false;
-    };
-    let Some(pos) = pending
-        .iter()
-        .position(|(p, _)| p.slot == target.slot && p.block_root == root)
-    else {
-        return false;
-    };
-    let (pair, i) = pending.swap_remove(pos);
-    if descends_from_served(state, &pair.state, pair.slot).is_err() {
-        return false;
-    }
-    tracing::info!(upstream = %state.upstreams[i].config.name, slot = pair.slot, block_root = %pair.block_root, "verified finalized pair cached (downloaded ahead of the agreement)");
     install_verified(state, i, target, pair);
     true
 }

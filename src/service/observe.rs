@@ -13,7 +13,7 @@ use super::history::PollOutcome;
 use super::{lock, unix_ms, AppState};
 use crate::agreement::{ancestry, Vote};
 use crate::lean::api::Root;
-use crate::upstream::{ErrorKind, Observation, UpstreamError};
+use crate::upstream::{Observation, UpstreamError};
 
 impl AppState {
     /// Records the outcome of one poll of upstream `i`.
@@ -34,25 +34,7 @@ impl AppState {
             .record_poll(i, now_ms, PollOutcome::of(result, latency));
         match result {
             Ok(obs) => {
-                let mut ev = (*v.evidence).clone();
-                if v.observation
-                    .as_ref()
-                    .is_some_and(|prev| obs.finalized_slot < prev.finalized_slot)
-                {
-                    ev.forget_above(obs.finalized_slot);
-                }
-                // Its finality never reverts: what it finalizes stays on its chain.
-                if let Some(root) = obs.finalized_root {
-                    ev.hold(obs.finalized_slot, root);
-                }
-                ev.tree = obs.tree.to_vec();
-                v.evidence = Arc::new(ev);
-                v.observation = Some(obs.clone());
-                v.observed_at = Some(Instant::now());
-                v.last_success_ms = Some(now_ms);
-                v.healthy = true;
-                v.consecutive_errors = 0;
-                v.source = obs.source;
+                v.observed(obs, now_ms);
                 um.up.set(1);
                 um.last_success.set(now_ms as f64 / 1000.0);
                 um.set_source(obs.source);
@@ -65,14 +47,7 @@ impl AppState {
                 }
             }
             Err(e) => {
-                v.healthy = false;
-                v.consecutive_errors += 1;
-                v.error_count += 1;
-                if let Some(k) = ErrorKind::ALL.iter().position(|k| *k == e.kind) {
-                    v.errors_by_kind[k] += 1;
-                }
-                v.last_error = Some(e.to_string());
-                v.last_error_kind = Some(e.kind);
+                v.failed(e);
                 um.up.set(0);
             }
         }

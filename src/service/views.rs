@@ -12,7 +12,7 @@ use crate::agreement::ancestry::Evidence;
 use crate::agreement::{Finalized, Standing};
 use crate::config::Upstream;
 use crate::lean::api::{Checkpoint, Root};
-use crate::upstream::{ErrorKind, Observation, Source};
+use crate::upstream::{ErrorKind, Observation, Source, UpstreamError};
 
 /// What leanpoint knows about one upstream. Copied out whole by readers.
 #[derive(Clone, Debug)]
@@ -77,6 +77,45 @@ impl Default for UpstreamView {
             history_read_at: None,
             pair_error: None,
         }
+    }
+}
+
+impl UpstreamView {
+    /// A successful poll: the observation, and what it proves about its chain.
+    pub(crate) fn observed(&mut self, obs: &Observation, now_ms: u64) {
+        let mut ev = (*self.evidence).clone();
+        if self
+            .observation
+            .as_ref()
+            .is_some_and(|prev| obs.finalized_slot < prev.finalized_slot)
+        {
+            ev.forget_above(obs.finalized_slot);
+        }
+        // Its finality never reverts: what it finalizes stays on its chain.
+        if let Some(root) = obs.finalized_root {
+            ev.hold(obs.finalized_slot, root);
+        }
+        ev.tree = obs.tree.to_vec();
+        self.evidence = Arc::new(ev);
+        self.observation = Some(obs.clone());
+        self.observed_at = Some(Instant::now());
+        self.last_success_ms = Some(now_ms);
+        self.healthy = true;
+        self.consecutive_errors = 0;
+        self.source = obs.source;
+    }
+
+    /// A failed poll, counted by kind. The last observation stays until it
+    /// ages out of the stale window.
+    pub(crate) fn failed(&mut self, e: &UpstreamError) {
+        self.healthy = false;
+        self.consecutive_errors += 1;
+        self.error_count += 1;
+        if let Some(k) = ErrorKind::ALL.iter().position(|k| *k == e.kind) {
+            self.errors_by_kind[k] += 1;
+        }
+        self.last_error = Some(e.to_string());
+        self.last_error_kind = Some(e.kind);
     }
 }
 

@@ -33,7 +33,7 @@ impl AppState {
     /// The highest finalized slot the chain can have reached now: from the
     /// served State's genesis time, or from the Unix epoch (a genesis time
     /// is never negative) while none is served.
-    pub fn max_possible_slot(&self, genesis_time: Option<u64>) -> u64 {
+    pub(crate) fn max_possible_slot(&self, genesis_time: Option<u64>) -> u64 {
         let now_ms = unix_ms();
         let since_ms = now_ms.saturating_sub(genesis_time.unwrap_or(0).saturating_mul(1000));
         let slot_ms = self.config.slot.as_millis().max(1) as u64;

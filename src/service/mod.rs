@@ -82,7 +82,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl AppState {
-    pub fn new(
+    pub(crate) fn new(
         config: Config,
         registry: Arc<Registry>,
         metrics: Metrics,

@@ -57,7 +57,7 @@ impl AppState {
             .poll_finished(latency.as_millis() as u64, result.is_err());
     }
 
-    pub fn record_tick(&self, i: usize, skipped: bool) {
+    pub(crate) fn record_tick(&self, i: usize, skipped: bool) {
         self.upstreams[i]
             .last_tick_ms
             .store(unix_ms(), Ordering::Relaxed);
@@ -72,7 +72,7 @@ impl AppState {
     }
 
     /// Upstreams whose first poll has ended, successfully or not.
-    pub fn polled_once(&self) -> usize {
+    pub(crate) fn polled_once(&self) -> usize {
         self.upstreams
             .iter()
             .filter(|u| lock(&u.view).last_attempt_ms.is_some())
@@ -80,7 +80,7 @@ impl AppState {
     }
 
     /// Says why there is no decision yet: not every upstream was polled once.
-    pub fn note_first_round(&self, polled: usize) {
+    pub(crate) fn note_first_round(&self, polled: usize) {
         let mut c = self.consensus.write().unwrap_or_else(|p| p.into_inner());
         c.last_error = Some(format!(
             "waiting for the first poll of every upstream ({polled} of {} done)",
@@ -116,7 +116,7 @@ impl AppState {
     /// History slots to read from upstream `i`'s State after a poll that saw
     /// `finalized`: the wanted slots below it, unless its history was
     /// already read at this finalized checkpoint.
-    pub fn history_wanted(&self, i: usize, finalized: (u64, Option<Root>)) -> Vec<u64> {
+    pub(crate) fn history_wanted(&self, i: usize, finalized: (u64, Option<Root>)) -> Vec<u64> {
         let v = lock(&self.upstreams[i].view);
         if v.history_read_at == Some(finalized) {
             return Vec::new();
@@ -130,7 +130,7 @@ impl AppState {
 
     /// Records a prefix of upstream `i`'s State read for `slots` at
     /// `finalized`: its genesis time and the history entries found.
-    pub fn record_history(
+    pub(crate) fn record_history(
         &self,
         i: usize,
         finalized: (u64, Option<Root>),

@@ -20,7 +20,8 @@ use leanpoint::agreement::{Agreement, Decision, Vote};
 use leanpoint::cli::Cli;
 use leanpoint::config::Config;
 use leanpoint::lean::api::{Checkpoint, Root};
-use leanpoint::service::{AppState, ServedState};
+use leanpoint::served::pair::ServedState;
+use leanpoint::service::AppState;
 
 /// Advanced fixture: finalized slot 9 and justified slot 10 roots.
 pub const FINALIZED_ROOT: &str =
@@ -121,7 +122,6 @@ pub fn serve_state(state: &AppState, bytes: Bytes) {
         state_root: None,
         genesis_time: 0,
         fetched_from: "test".to_string(),
-        fetched_at_ms: 0,
     });
 }
 

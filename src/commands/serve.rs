@@ -53,7 +53,7 @@ pub fn main(args: &ServeArgs) -> ExitCode {
 }
 
 /// Runs leanpoint on `listener` until `shutdown` fires: the pollers, the
-/// decider, the state cache and the public HTTP server. Returns when every
+/// decider, the fetcher and the public HTTP server. Returns when every
 /// task has stopped.
 pub async fn run(
     state: Arc<AppState>,

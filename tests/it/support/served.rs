@@ -14,7 +14,8 @@ use leanpoint::agreement::{Agreement, Decision, Vote};
 use leanpoint::cli::Cli;
 use leanpoint::config::Config;
 use leanpoint::lean::api::{self, paths, Checkpoint, Root};
-use leanpoint::service::{AppState, ServedState};
+use leanpoint::served::pair::ServedState;
+use leanpoint::service::AppState;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -80,7 +81,6 @@ pub fn serve_state(state: &AppState, bytes: Bytes) {
         state_root: None,
         genesis_time: 0,
         fetched_from: "test".to_string(),
-        fetched_at_ms: 0,
     });
 }
 

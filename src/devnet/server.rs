@@ -54,6 +54,29 @@ pub struct SimConfig {
     pub admin_port: u16,
 }
 
+impl SimConfig {
+    /// Nodes `node-0`, `node-1`, ... with these behaviours, each on an
+    /// ephemeral 127.0.0.1 port, and the admin port too: a sim started in
+    /// process (by a test) that collides with nothing.
+    pub fn loopback(chain: ChainParams, behaviours: Vec<Behaviour>) -> SimConfig {
+        let nodes = behaviours
+            .into_iter()
+            .enumerate()
+            .map(|(i, behaviour)| NodeSpec {
+                name: format!("node-{i}"),
+                behaviour,
+            })
+            .collect();
+        SimConfig {
+            chain,
+            nodes,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            addressing: Addressing::Ports { base: None },
+            admin_port: 0,
+        }
+    }
+}
+
 /// A running node, as shown to the caller and the admin endpoint.
 pub(crate) struct Node {
     pub name: String,

@@ -8,7 +8,6 @@
 //! never starves it, and everything it holds closes when the last
 //! [`SimUpstream`] of a [`start`] call drops.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -16,7 +15,7 @@ use std::time::Duration;
 use leanpoint::devnet::canned::{Canned, CannedReply};
 use leanpoint::devnet::chain::ChainParams;
 use leanpoint::devnet::conns::{ConnRecord, ConnStats};
-use leanpoint::devnet::{Addressing, Behaviour, NodeSpec, SimConfig, SimHandle};
+use leanpoint::devnet::{Behaviour, SimConfig, SimHandle};
 use leanpoint::shutdown::Trigger;
 
 use super::fixtures::{FixtureRoutes, BLOCK, JSON, SSZ, STATE};
@@ -90,21 +89,9 @@ type Started = Result<(Vec<String>, SimHandle, Trigger), String>;
 
 /// Starts one simulated upstream per mode, in one sim.
 pub fn start(modes: Vec<Mode>) -> Vec<SimUpstream> {
-    let nodes = modes
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| NodeSpec {
-            name: format!("upstream-{i}"),
-            behaviour: m.behaviour(),
-        })
-        .collect();
-    let config = SimConfig {
-        chain: ChainParams::starting_now(1, 4, Duration::from_secs(4), 16),
-        nodes,
-        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        addressing: Addressing::Ports { base: None },
-        admin_port: 0,
-    };
+    let behaviours = modes.into_iter().map(Mode::behaviour).collect();
+    let chain = ChainParams::starting_now(1, 4, Duration::from_secs(4), 16);
+    let config = SimConfig::loopback(chain, behaviours);
     let (tx, rx) = mpsc::channel::<Started>();
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -16,7 +16,8 @@
 //! - `faults`: behaviours and the reply each gives a request.
 //! - `canned`: nodes that answer from a fixed table of exact bytes (tests).
 //! - `server`: listeners, connections and raw-socket faults; `conns`: each
-//!   node's connection ledger; `http1`: the
+//!   node's connection ledger; `in_process`: a sim run by a test in the
+//!   same process; `http1`: the
 //!   minimal HTTP/1.1 they speak; `wire`: replies on the wire, faults
 //!   included; `admin`: the admin endpoint.
 
@@ -28,6 +29,7 @@ pub mod conns;
 pub mod encode;
 pub mod faults;
 mod http1;
+pub mod in_process;
 pub mod ledger;
 pub mod params;
 pub mod server;
@@ -36,7 +38,8 @@ mod wire;
 use std::str::FromStr;
 
 pub use faults::Behaviour;
-pub use server::{Addressing, NodeInfo, NodeSpec, RunningSim, SimConfig, SimHandle};
+pub use in_process::SimHandle;
+pub use server::{Addressing, NodeInfo, NodeSpec, RunningSim, SimConfig};
 
 /// Simulated upstreams beyond this are almost certainly a typo, and would need more fds
 /// than a default limit allows.

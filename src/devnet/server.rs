@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::chain::{Branch, Chain, ChainParams};
-use super::conns::{ConnStats, Conns};
+use super::conns::Conns;
 use super::faults::{self, Behaviour, Reply, Route};
 use super::{admin, http1, wire};
 use crate::shutdown::Shutdown;
@@ -52,29 +52,6 @@ pub struct SimConfig {
     pub bind: IpAddr,
     pub addressing: Addressing,
     pub admin_port: u16,
-}
-
-impl SimConfig {
-    /// Nodes `node-0`, `node-1`, ... with these behaviours, each on an
-    /// ephemeral 127.0.0.1 port, and the admin port too: a sim started in
-    /// process (by a test) that collides with nothing.
-    pub fn loopback(chain: ChainParams, behaviours: Vec<Behaviour>) -> SimConfig {
-        let nodes = behaviours
-            .into_iter()
-            .enumerate()
-            .map(|(i, behaviour)| NodeSpec {
-                name: format!("node-{i}"),
-                behaviour,
-            })
-            .collect();
-        SimConfig {
-            chain,
-            nodes,
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            addressing: Addressing::Ports { base: None },
-            admin_port: 0,
-        }
-    }
 }
 
 /// A running node, as shown to the caller and the admin endpoint.
@@ -122,41 +99,9 @@ pub struct NodeInfo {
 pub struct RunningSim {
     pub nodes: Vec<NodeInfo>,
     pub admin_url: String,
-    handle: SimHandle,
+    /// For [`RunningSim::handle`] (in `in_process`).
+    pub(crate) sim: Arc<Sim>,
     _tasks: JoinSet<()>,
-}
-
-impl RunningSim {
-    /// What an in-process caller (a test) steers and reads the sim by.
-    pub fn handle(&self) -> SimHandle {
-        self.handle.clone()
-    }
-}
-
-/// Steers and reads a running sim from the same process: behaviours and
-/// each node's connection ledger.
-#[derive(Clone)]
-pub struct SimHandle(Arc<Sim>);
-
-impl SimHandle {
-    /// Switches node `i` from its next request on (the admin POST without
-    /// HTTP, and without the wait for blackhole-connect to settle).
-    pub fn set_behaviour(&self, i: usize, behaviour: Behaviour) {
-        if let Some(branch) = behaviour.branch() {
-            self.0.chain.walk(branch);
-        }
-        self.0.nodes[i].behaviour.send_replace(behaviour);
-    }
-
-    /// Node `i`'s connections so far.
-    pub fn connections(&self, i: usize) -> ConnStats {
-        self.0.nodes[i].conns.stats()
-    }
-
-    /// Requests node `i` received for `path` (without its query).
-    pub fn requests(&self, i: usize, path: &str) -> usize {
-        self.0.nodes[i].conns.requests(path)
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -277,7 +222,7 @@ pub async fn start(config: SimConfig, shutdown: Shutdown) -> anyhow::Result<Runn
     Ok(RunningSim {
         nodes,
         admin_url,
-        handle: SimHandle(sim),
+        sim,
         _tasks: tasks,
     })
 }

@@ -153,8 +153,7 @@ impl AppState {
         crate::upstream::Requester {
             client: &self.client,
             upstream: &self.upstreams[i].config,
-            metrics: &self.metrics.upstreams[i],
-            in_flight_total: &self.metrics.in_flight_total,
+            report: &self.metrics.upstreams[i],
         }
     }
 

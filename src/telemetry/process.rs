@@ -47,7 +47,17 @@ fn gauge(
     unit: Option<&Unit>,
     value: i64,
 ) -> Result<(), std::fmt::Error> {
-    let metric = ConstGauge::new(value);
+    sample(encoder, name, help, unit, ConstGauge::new(value))
+}
+
+/// Encodes one family of one sample.
+fn sample(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    metric: impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
     metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)
 }
 
@@ -86,21 +96,26 @@ impl Collector for ProcessCollector {
                 None,
                 stat.num_threads,
             )?;
-            let cpu = ConstCounter::new((stat.utime + stat.stime) as f64 / ticks);
-            cpu.encode(encoder.encode_descriptor(
+            let cpu = (stat.utime + stat.stime) as f64 / ticks;
+            let help = "Total user and system CPU time spent (read from /proc at scrape time)";
+            let seconds = Some(&Unit::Seconds);
+            sample(
+                &mut encoder,
                 "process_cpu",
-                "Total user and system CPU time spent (read from /proc at scrape time)",
-                Some(&Unit::Seconds),
-                cpu.metric_type(),
-            )?)?;
+                help,
+                seconds,
+                ConstCounter::new(cpu),
+            )?;
             if let Some(boot) = self.boot_time_secs {
-                let start = ConstGauge::new(boot as f64 + stat.starttime as f64 / ticks);
-                start.encode(encoder.encode_descriptor(
+                let start = boot as f64 + stat.starttime as f64 / ticks;
+                let help = "Start time of the process since the Unix epoch";
+                sample(
+                    &mut encoder,
                     "process_start_time",
-                    "Start time of the process since the Unix epoch",
-                    Some(&Unit::Seconds),
-                    start.metric_type(),
-                )?)?;
+                    help,
+                    seconds,
+                    ConstGauge::new(start),
+                )?;
             }
         }
         if let Some(counts) = crate::telemetry::tcp_sockets::count() {

@@ -1,0 +1,518 @@
+//! Every metric family leanpoint exports, defined once and registered into a
+//! registry that the caller owns (no global registry).
+//!
+//! Recording sites get cheap clones of the handles: `Metrics` for
+//! process-wide families and one `UpstreamMetrics` per upstream, created at
+//! start-up so that every per-upstream series exists (at 0) from the first
+//! scrape and alert rules never see a missing series.
+//!
+//! Values that come from polling are recorded by the poller when a poll ends;
+//! a scrape only encodes them, it never triggers a request to an upstream.
+//! Each table below registers in the order written, which is the order of
+//! the exposition.
+
+use std::hash::Hash;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Metric, Registry, Unit};
+
+use super::labels::{
+    EndpointLabels, HttpLabels, Keyed, KindLabels, Phase, PhaseLabels, RouteLabels, SourceLabels,
+    StateLabels, UpstreamLabels,
+};
+use super::pair::{self, PairMetrics};
+use super::ZigFamilies;
+use crate::agreement::Standing;
+use crate::upstream::{Endpoint, ErrorKind, Report, Source};
+
+/// Latency buckets, seconds: 1 ms (a local node) to 30 s (the largest total
+/// deadline anyone should configure).
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+];
+
+/// Inbound latency buckets, seconds: JSON is sub-millisecond, a large state to
+/// a slow client can take a minute.
+const HTTP_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 60.0];
+
+pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+type PerUpstream<M = Gauge> = Family<UpstreamLabels, M>;
+/// Unix time in seconds.
+type UnixTime = Gauge<f64, AtomicU64>;
+
+fn latency_histograms<L: Clone + Hash + Eq>() -> HistogramFamily<L> {
+    Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS))
+}
+
+fn http_histograms<L: Clone + Hash + Eq>() -> HistogramFamily<L> {
+    Family::new_with_constructor(|| Histogram::new(HTTP_BUCKETS))
+}
+
+/// Registers `metric` as `name` and returns it (clones share its values).
+fn family<M: Metric + Clone>(
+    r: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    metric: M,
+) -> M {
+    match unit {
+        Some(unit) => r.register_with_unit(name, help, unit, metric.clone()),
+        None => r.register(name, help, metric.clone()),
+    }
+    metric
+}
+
+/// Registers a table of families, one a row, and binds each handle:
+/// `handle [= initial] => "name" [Unit], "HELP";`. A handle's type is that
+/// of the struct field it goes to; the initial value defaults to
+/// `Default::default()`.
+macro_rules! register {
+    (@unit) => { None };
+    (@unit $unit:ident) => { Some(prometheus_client::registry::Unit::$unit) };
+    (@init) => { Default::default() };
+    (@init $init:expr) => { $init };
+    ($r:ident; $($var:ident $(= $init:expr)? => $name:literal $([$unit:ident])?, $help:literal;)*) => {
+        $(let $var = family($r, $name, $help, register!(@unit $($unit)?), register!(@init $($init)?));)*
+    };
+}
+
+/// One handle per key of `keys`, labelled for upstream `name`.
+fn each<K: Copy, L, M: Clone, C: MetricConstructor<M>>(
+    family: &Family<L, M, C>,
+    name: &str,
+    keys: &[K],
+) -> Vec<(K, M)>
+where
+    L: Keyed<K> + Clone + Hash + Eq,
+{
+    keys.iter()
+        .map(|&k| (k, family.get_or_create_owned(&L::of(name, k))))
+        .collect()
+}
+
+/// Removes the series `each` created.
+fn remove_each<K: Copy, L, M: Clone, C: MetricConstructor<M>>(
+    family: &Family<L, M, C>,
+    name: &str,
+    keys: &[K],
+) where
+    L: Keyed<K> + Clone + Hash + Eq,
+{
+    for &k in keys {
+        family.remove(&L::of(name, k));
+    }
+}
+
+/// Handles for one upstream. Cloned out of the families once, at start-up.
+#[derive(Clone, Debug)]
+pub struct UpstreamMetrics {
+    pub head_slot: Gauge,
+    pub justified_slot: Gauge,
+    pub finalized_slot: Gauge,
+    pub up: Gauge,
+    pub agrees: Gauge,
+    pub last_success: UnixTime,
+    pub consecutive_errors: Gauge,
+    pub in_flight: Gauge,
+    /// All upstreams' in-flight requests, moved with this one's.
+    in_flight_total: Gauge,
+    pub polls: Counter,
+    pub polls_skipped: Counter,
+    requests: Vec<(Endpoint, Counter)>,
+    /// fork_choice latency, created at start: every client polled today
+    /// serves it.
+    fork_choice_latency: Histogram,
+    /// The family, for the fallback endpoints' histograms. Those are created
+    /// when an upstream first uses them: on an upstream that serves
+    /// fork_choice they would stay empty, and at 1000 upstreams they were 30
+    /// of the 74 samples per upstream in a scrape (BENCHMARKS.md).
+    latency_family: HistogramFamily<EndpointLabels>,
+    name: String,
+    timeouts: Vec<(Phase, Counter)>,
+    errors: Vec<(ErrorKind, Counter)>,
+    source: Vec<(Source, Gauge)>,
+}
+
+impl UpstreamMetrics {
+    /// Marks `source` as this upstream's current data source (one-hot).
+    pub fn set_source(&self, source: Source) {
+        for (s, g) in &self.source {
+            g.set(i64::from(*s == source));
+        }
+    }
+}
+
+fn find<K: PartialEq, M>(handles: &[(K, M)], key: K) -> Option<&M> {
+    handles.iter().find(|(k, _)| *k == key).map(|(_, m)| m)
+}
+
+impl Report for UpstreamMetrics {
+    fn entered(&self) {
+        self.in_flight.inc();
+        self.in_flight_total.inc();
+    }
+
+    fn left(&self) {
+        self.in_flight.dec();
+        self.in_flight_total.dec();
+    }
+
+    /// Counts the request and its latency; a failure by kind, and a timeout
+    /// also by the deadline it hit.
+    fn finished(&self, endpoint: Endpoint, secs: f64, failure: Option<ErrorKind>) {
+        if let Some(c) = find(&self.requests, endpoint) {
+            c.inc();
+        }
+        if endpoint == Endpoint::ForkChoice {
+            self.fork_choice_latency.observe(secs);
+        } else {
+            let labels = EndpointLabels::of(&self.name, endpoint);
+            self.latency_family.get_or_create(&labels).observe(secs);
+        }
+        let Some(kind) = failure else { return };
+        if let Some(c) = find(&self.errors, kind) {
+            c.inc();
+        }
+        if let Some(c) = Phase::of(kind).and_then(|p| find(&self.timeouts, p)) {
+            c.inc();
+        }
+    }
+}
+
+/// The per-upstream families, kept so a reload can add and remove the series
+/// of one upstream (`Metrics::for_upstreams`).
+#[derive(Debug)]
+struct UpstreamFamilies {
+    head: PerUpstream,
+    just: PerUpstream,
+    fin: PerUpstream,
+    up: PerUpstream,
+    agrees: PerUpstream,
+    last_ok: PerUpstream<UnixTime>,
+    consec: PerUpstream,
+    in_flight: PerUpstream,
+    polls: PerUpstream<Counter>,
+    skipped: PerUpstream<Counter>,
+    requests: Family<EndpointLabels, Counter>,
+    latency: HistogramFamily<EndpointLabels>,
+    timeouts: Family<PhaseLabels, Counter>,
+    errors: Family<KindLabels, Counter>,
+    source: Family<SourceLabels, Gauge>,
+    /// Registered with the process-wide families, by `Metrics::new`.
+    in_flight_total: Gauge,
+}
+
+impl UpstreamFamilies {
+    fn register(r: &mut Registry) -> UpstreamFamilies {
+        register! { r;
+            head => "upstream_head_slot", "Head slot reported by the upstream at its last successful poll (polled in the background; a scrape never contacts upstreams)";
+            just => "upstream_justified_slot", "Justified slot reported by the upstream at its last successful poll";
+            fin => "upstream_finalized_slot", "Finalized slot reported by the upstream at its last successful poll";
+            up => "upstream_up", "1 if the upstream's last poll succeeded, else 0";
+            agrees => "upstream_agrees_with_consensus", "1 if the upstream's fresh finalized checkpoint is the agreed one, else 0";
+            last_ok => "upstream_last_success_timestamp_seconds", "Unix time of the upstream's last successful poll (0 = never)";
+            consec => "upstream_consecutive_errors", "Polls in a row that failed for this upstream";
+            in_flight => "upstream_in_flight_requests", "Requests to this upstream in flight now: 0 or 1 by construction (one poll at a time, requests in sequence)";
+            polls => "upstream_polls", "Polls started for this upstream";
+            skipped => "upstream_polls_skipped", "Poll ticks skipped because the previous poll of this upstream was still running";
+            requests => "upstream_requests", "Requests sent to the upstream, by Lean API endpoint (failed ones included)";
+            latency = latency_histograms() => "upstream_request_duration" [Seconds], "Duration of requests to the upstream, by Lean API endpoint, until the body is read or the request fails";
+            timeouts => "upstream_timeouts", "Requests to the upstream cancelled at a deadline: connect (TCP handshake) or total (whole request, body included)";
+            errors => "upstream_errors", "Failed requests to the upstream, by kind (timeouts included)";
+            source => "upstream_source", "1 for the data source the upstream currently gives: fork_choice (full checkpoints) or fallback (checkpoints/justified + state slot); unknown before the first success";
+        }
+        UpstreamFamilies {
+            head,
+            just,
+            fin,
+            up,
+            agrees,
+            last_ok,
+            consec,
+            in_flight,
+            polls,
+            skipped,
+            requests,
+            latency,
+            timeouts,
+            errors,
+            source,
+            in_flight_total: Gauge::default(),
+        }
+    }
+
+    /// The series of upstream `name`: created at 0, or the existing ones
+    /// (a reload keeps an upstream's counters running).
+    fn handles(&self, name: &str) -> UpstreamMetrics {
+        let u = UpstreamLabels {
+            upstream: name.to_string(),
+        };
+        UpstreamMetrics {
+            head_slot: self.head.get_or_create_owned(&u),
+            justified_slot: self.just.get_or_create_owned(&u),
+            finalized_slot: self.fin.get_or_create_owned(&u),
+            up: self.up.get_or_create_owned(&u),
+            agrees: self.agrees.get_or_create_owned(&u),
+            last_success: self.last_ok.get_or_create_owned(&u),
+            consecutive_errors: self.consec.get_or_create_owned(&u),
+            in_flight: self.in_flight.get_or_create_owned(&u),
+            in_flight_total: self.in_flight_total.clone(),
+            polls: self.polls.get_or_create_owned(&u),
+            polls_skipped: self.skipped.get_or_create_owned(&u),
+            requests: each(&self.requests, name, &Endpoint::ALL),
+            fork_choice_latency: self
+                .latency
+                .get_or_create_owned(&EndpointLabels::of(name, Endpoint::ForkChoice)),
+            latency_family: self.latency.clone(),
+            name: name.to_string(),
+            timeouts: each(&self.timeouts, name, &Phase::ALL),
+            errors: each(&self.errors, name, &ErrorKind::ALL),
+            source: each(&self.source, name, &Source::ALL),
+        }
+    }
+
+    /// Removes every series of upstream `name`.
+    fn remove(&self, name: &str) {
+        let u = UpstreamLabels {
+            upstream: name.to_string(),
+        };
+        for f in [
+            &self.head,
+            &self.just,
+            &self.fin,
+            &self.up,
+            &self.agrees,
+            &self.consec,
+            &self.in_flight,
+        ] {
+            f.remove(&u);
+        }
+        self.last_ok.remove(&u);
+        self.polls.remove(&u);
+        self.skipped.remove(&u);
+        remove_each(&self.requests, name, &Endpoint::ALL);
+        remove_each(&self.latency, name, &Endpoint::ALL);
+        remove_each(&self.timeouts, name, &Phase::ALL);
+        remove_each(&self.errors, name, &ErrorKind::ALL);
+        remove_each(&self.source, name, &Source::ALL);
+    }
+}
+
+/// Every family, registered once. Clone-cheap: all handles share their values.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub upstreams: Vec<UpstreamMetrics>,
+    families: Arc<UpstreamFamilies>,
+    upstreams_configured: Gauge,
+    // Consensus and serving.
+    pub finalized_slot: Gauge,
+    pub justified_slot: Gauge,
+    pub consensus_reached: Gauge,
+    pub upstreams_by_state: Family<StateLabels, Gauge>,
+    pub required_votes: Gauge,
+    pub last_agreement: UnixTime,
+    pub last_decision: UnixTime,
+    pub finalized_advanced: UnixTime,
+    pub regressions_refused: Counter,
+    pub served_state_slot: Gauge,
+    pub served_state_bytes: Gauge,
+    pub state_fetches: Counter,
+    pub state_fetch_failures: Counter,
+    pub in_flight_total: Gauge,
+    /// The verified pair and upstream standings.
+    pub pair: PairMetrics,
+    // Inbound HTTP.
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: HistogramFamily<RouteLabels>,
+    pub http_open_connections: Gauge,
+    pub http_connections: Counter,
+    pub http_connections_over_cap: Counter,
+    pub fd_threshold_ratio: Gauge<f64, AtomicU64>,
+    /// The Zig leanpoint's families with successors, deprecated.
+    pub zig: ZigFamilies,
+}
+
+impl Metrics {
+    /// Registers every family into `registry` and creates the per-upstream
+    /// series for `upstream_names` (in configuration order).
+    pub fn new(registry: &mut Registry, upstream_names: &[String], fd_threshold: f64) -> Metrics {
+        let r = registry.sub_registry_with_prefix("leanpoint");
+        let families = Arc::new(UpstreamFamilies::register(r));
+        // The first two keep the Zig leanpoint's names.
+        register! { r;
+            finalized_slot => "finalized_slot", "Agreed finalized slot (0 until agreement); never decreases";
+            justified_slot => "justified_slot", "Agreed justified slot (0 until agreement)";
+        }
+        let zig = ZigFamilies::register(r);
+        register! { r;
+            consensus_reached => "consensus_reached", "1 if enough fresh upstreams agree on the finalized checkpoint now, else 0";
+            upstreams_by_state => "consensus_upstreams", "Configured upstreams by standing: agreeing, ahead (past it, on its chain), behind (before it, on its chain), conflicting (proven on another chain), unknown (no evidence), failing (no fresh observation)";
+            required_votes => "consensus_required_votes", "Upstreams that must agree under the configured rule (for the responding rule: at the last decision)";
+            upstreams_configured => "upstreams_configured", "Number of configured upstreams";
+            last_agreement => "last_agreement_timestamp_seconds", "Unix time agreement was last reached (0 = never); successor of leanpoint_last_success_timestamp_ms";
+            last_decision => "last_decision_timestamp_seconds", "Unix time of the last agreement decision, reached or not (0 = never); successor of leanpoint_last_updated_timestamp_ms";
+            finalized_advanced => "finalized_advanced_timestamp_seconds", "Unix time the agreed finalized checkpoint last moved forward (0 = never)";
+            regressions_refused => "finalized_regressions_refused", "Decisions that pointed at an older or conflicting finalized checkpoint and were not served";
+            served_state_slot => "served_state_slot", "Slot of the finalized State served at /lean/v0/states/finalized (0 = none)";
+            served_state_bytes => "served_state_size" [Bytes], "Size of the cached finalized State served (0 = none)";
+            state_fetches => "state_fetches", "Downloads of the finalized State for the cache (one per new agreed checkpoint, more on failure)";
+            state_fetch_failures => "state_fetch_failures", "State downloads that failed or did not match the agreed checkpoint";
+            in_flight_total = families.in_flight_total.clone() => "upstream_requests_in_flight", "Requests to all upstreams in flight now; never more than the number of upstreams plus one state download";
+            // The verified pair and upstream standings.
+            standing_family => "upstream_standing", "1 for the upstream's standing to the agreed chain (agreeing, ahead, behind, conflicting, unknown, failing), 0 for the others";
+            failures => "upstream_verify_failures", "Evidence or (block, state) pairs from the upstream refused, by reason (block_root_mismatch, state_root_mismatch, ..., block_unavailable, impossible_slot, not_descendant)";
+            served => "served_pair", "1 for the block root and state root of the served finalized pair";
+            served_block_bytes => "served_block_bytes", "Size of the served finalized SignedBlock (0 when none is served)";
+            served_verified => "served_pair_verified", "1 when the served State is proven by hash tree roots against the agreed block root, 0 when it is served by slot alone (every supporter is a legacy, slot-only upstream)";
+            served_contradicted => "served_checkpoint_contradicted", "1 while more than half of the configured upstreams have evidence that their chains do not hold the served finalized checkpoint";
+            replaced => "served_checkpoint_replaced", "Served checkpoints replaced by a majority-supported one after being contradicted (the recovery rule)";
+            ancestry_reads => "ancestry_reads", "Prefix reads of an upstream State's historical_block_hashes (at most one per finalized change of that upstream)";
+            ancestry_read_bytes => "ancestry_read_bytes", "Bytes read by ancestry prefix reads";
+            // Inbound HTTP.
+            http_requests => "http_requests", "Inbound HTTP requests by route template and status code";
+            http_duration = http_histograms() => "http_request_duration" [Seconds], "Inbound HTTP request duration by route template, until the response head is sent";
+            http_open_connections => "http_open_connections", "Inbound connections open now (capped by --max-connections)";
+            http_connections => "http_connections", "Inbound connections accepted";
+            http_connections_over_cap => "http_connections_over_cap", "Times the accept loop paused because --max-connections were open";
+            fd_threshold_ratio => "fd_threshold_ratio", "Fraction of RLIMIT_NOFILE above which /healthz and /livez fail (--fd-threshold)";
+        }
+        let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
+        r.register("build", "leanpoint build information", build);
+
+        let pair = PairMetrics {
+            standing: upstream_names
+                .iter()
+                .map(|name| pair::standing_handles(&standing_family, name))
+                .collect(),
+            standing_family,
+            failures,
+            served,
+            served_block_bytes,
+            served_verified,
+            served_contradicted,
+            replaced,
+            ancestry_reads,
+            ancestry_read_bytes,
+        };
+        let upstreams: Vec<UpstreamMetrics> =
+            upstream_names.iter().map(|n| families.handles(n)).collect();
+        for u in &upstreams {
+            u.set_source(Source::Unknown);
+        }
+        let m = Metrics {
+            upstreams,
+            families,
+            upstreams_configured,
+            finalized_slot,
+            justified_slot,
+            consensus_reached,
+            upstreams_by_state,
+            required_votes,
+            last_agreement,
+            last_decision,
+            finalized_advanced,
+            regressions_refused,
+            served_state_slot,
+            served_state_bytes,
+            state_fetches,
+            state_fetch_failures,
+            in_flight_total,
+            pair,
+            http_requests,
+            http_duration,
+            http_open_connections,
+            http_connections,
+            http_connections_over_cap,
+            fd_threshold_ratio,
+            zig,
+        };
+        for s in Standing::ALL {
+            m.upstreams_by_state
+                .get_or_create(&StateLabels { state: s })
+                .set(0);
+        }
+        m.upstreams_configured.set(upstream_names.len() as i64);
+        m.fd_threshold_ratio.set(fd_threshold);
+        m
+    }
+
+    /// The same families for another upstream set (a reload): series of
+    /// upstreams no longer configured are removed, new ones created at 0, and
+    /// those of upstreams kept by name keep their values.
+    pub fn for_upstreams(&self, upstream_names: &[String]) -> Metrics {
+        let removed: Vec<&str> = self
+            .upstreams
+            .iter()
+            .map(|old| old.name.as_str())
+            .filter(|old| !upstream_names.iter().any(|n| n == old))
+            .collect();
+        for old in &removed {
+            self.families.remove(old);
+        }
+        let mut next = self.clone();
+        next.pair = self.pair.for_upstreams(upstream_names, &removed);
+        next.upstreams = upstream_names
+            .iter()
+            .map(|n| self.families.handles(n))
+            .collect();
+        for u in &next.upstreams {
+            if !self.upstreams.iter().any(|o| o.name == u.name) {
+                u.set_source(Source::Unknown);
+            }
+        }
+        next.upstreams_configured.set(upstream_names.len() as i64);
+        next
+    }
+
+    /// Records one inbound request.
+    pub fn observe_http(&self, route: &'static str, code: u16, secs: f64) {
+        self.http_requests
+            .get_or_create(&HttpLabels { route, code })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels { route })
+            .observe(secs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::encode;
+
+    #[test]
+    fn every_upstream_series_exists_at_start() {
+        let mut reg = Registry::default();
+        let m = Metrics::new(&mut reg, &["a".into(), "b".into()], 0.8);
+        assert_eq!(m.upstreams.len(), 2);
+        let text = encode(&reg, false).expect("encode");
+        for needle in [
+            "leanpoint_upstream_up{upstream=\"b\"} 0",
+            "leanpoint_upstream_timeouts_total{upstream=\"a\",phase=\"connect\"} 0",
+            "leanpoint_upstream_errors_total{upstream=\"a\",kind=\"body_too_large\"} 0",
+            "# TYPE leanpoint_upstream_errors_total counter",
+            "# HELP leanpoint_upstream_errors_total Failed",
+            "# TYPE leanpoint_build_info gauge",
+            "leanpoint_upstream_request_duration_seconds_bucket{le=\"0.001\",upstream=\"a\",endpoint=\"fork_choice\"} 0",
+            // The Zig leanpoint's six families, exact names and types.
+            "# TYPE leanpoint_justified_slot gauge",
+            "# TYPE leanpoint_finalized_slot gauge",
+            "# TYPE leanpoint_last_success_timestamp_ms gauge",
+            "# TYPE leanpoint_last_updated_timestamp_ms gauge",
+            "# TYPE leanpoint_last_latency_ms gauge",
+            "# TYPE leanpoint_error_total counter",
+            "# HELP leanpoint_error_total Deprecated",
+            "leanpoint_error_total 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle}\n{text}");
+        }
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
+    }
+}

@@ -10,6 +10,7 @@ mod families;
 pub mod labels;
 pub mod logging;
 pub mod pair;
+mod per_upstream;
 pub mod process;
 pub mod sockdiag;
 pub mod tcp_sockets;
@@ -18,12 +19,13 @@ mod zig;
 pub use exposition::{
     encode, openmetrics_to_text, ClassicText, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
 };
-pub use families::{HistogramFamily, Metrics, UpstreamMetrics};
+pub use families::{HistogramFamily, Metrics};
 pub use labels::{
     EndpointLabels, HttpLabels, KindLabels, Phase, PhaseLabels, RouteLabels, SourceLabels,
     StateLabels, UpstreamLabels,
 };
 pub use pair::PairMetrics;
+pub use per_upstream::UpstreamMetrics;
 pub use zig::ZigFamilies;
 
 /// How an upstream stands to the agreed checkpoint (the pure rule lives in

@@ -10,3 +10,6 @@ mod request;
 pub use error::{is_not_found, Endpoint, ErrorKind, UpstreamError};
 pub use poll::{Observation, Source};
 pub use request::{build_client, Report, Requester};
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! What leanpoint tells about itself: metric label sets (`labels`), the
-//! families and their handles (`families`, `pair`, `zig`), the exposition
-//! (`exposition`), the process and TCP socket collectors, and logging.
+//! families and their handles (`families`, `per_upstream`, `pair`, `zig`,
+//! registered through `register`), the exposition (`exposition`), the
+//! process and TCP socket collectors, and logging.
 //!
 //! Metric names, HELP texts, label names and types are fixed: dashboards,
 //! alert rules and the Zig leanpoint's scripts read them.
@@ -12,6 +13,7 @@ pub mod logging;
 pub mod pair;
 mod per_upstream;
 pub mod process;
+mod register;
 pub mod sockdiag;
 pub mod tcp_sockets;
 mod zig;
@@ -19,13 +21,14 @@ mod zig;
 pub use exposition::{
     encode, openmetrics_to_text, ClassicText, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
 };
-pub use families::{HistogramFamily, Metrics};
+pub use families::Metrics;
 pub use labels::{
     EndpointLabels, HttpLabels, KindLabels, Phase, PhaseLabels, RouteLabels, SourceLabels,
     StateLabels, UpstreamLabels,
 };
 pub use pair::PairMetrics;
 pub use per_upstream::UpstreamMetrics;
+pub use register::HistogramFamily;
 pub use zig::ZigFamilies;
 
 /// How an upstream stands to the agreed checkpoint (the pure rule lives in

@@ -11,10 +11,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::families::{latency_histograms, register, HistogramFamily, UnixTime};
 use super::labels::{
     EndpointLabels, Keyed, KindLabels, Phase, PhaseLabels, SourceLabels, UpstreamLabels,
 };
+use super::register::{latency_histograms, register, HistogramFamily, UnixTime};
 use crate::upstream::{Endpoint, ErrorKind, Report, Source};
 
 type PerUpstream<M = Gauge> = Family<UpstreamLabels, M>;

@@ -110,6 +110,13 @@ async fn with_requester<T>(
     f(&requester).await
 }
 
+/// Downloads the block from the configuration's one upstream, with the
+/// tests' wait as the deadline.
+async fn block(config: &Config, seen: &Seen, cap: u64) -> Result<bytes::Bytes, UpstreamError> {
+    let deadline = Instant::now() + WAIT;
+    with_requester(config, seen, async |r| r.fetch_block(cap, deadline).await).await
+}
+
 #[tokio::test]
 async fn slow_drip_body_hits_the_total_deadline_and_the_socket_closes() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -129,11 +136,12 @@ async fn slow_drip_body_hits_the_total_deadline_and_the_socket_closes() {
         // error, a write with an error.
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let mut buf = [0u8; 64];
-        loop {
-            tokio::select! {
-                r = s.read(&mut buf) => if matches!(r, Ok(0) | Err(_)) { break },
-                _ = tick.tick() => if s.write_all(b"x").await.is_err() { break },
-            }
+        let mut open = true;
+        while open {
+            open = tokio::select! {
+                r = s.read(&mut buf) => matches!(r, Ok(n) if n > 0),
+                _ = tick.tick() => s.write_all(b"x").await.is_ok(),
+            };
         }
         let _ = closed_tx.send(());
     });
@@ -176,10 +184,9 @@ async fn a_body_over_the_cap_is_body_too_large() {
     for addr in [announced, streamed] {
         let config = config(addr);
         let seen = Seen::default();
-        let deadline = Instant::now() + WAIT;
-        let result =
-            with_requester(&config, &seen, async |r| r.fetch_block(10, deadline).await).await;
-        let e = result.expect_err("100 bytes against a 10-byte cap");
+        let e = block(&config, &seen, 10)
+            .await
+            .expect_err("100 bytes against a 10-byte cap");
         assert_eq!(e.kind, ErrorKind::BodyTooLarge, "{e}");
         assert_eq!(
             seen.finished(),
@@ -189,25 +196,31 @@ async fn a_body_over_the_cap_is_body_too_large() {
 }
 
 #[tokio::test]
-async fn a_404_is_detection_and_an_upstream_serving_nothing_is_unsupported() {
-    let addr = serve(|_| response("404 Not Found", "", "")).await;
-    let config = config(addr);
+async fn an_error_status_carries_its_code_and_only_a_404_is_detection() {
+    for (status, code, failure) in [
+        ("404 Not Found", 404, None),
+        (
+            "500 Internal Server Error",
+            500,
+            Some(ErrorKind::HttpStatus),
+        ),
+    ] {
+        let config = config(serve(move |_| response(status, "", "")).await);
+        let seen = Seen::default();
+        let e = block(&config, &seen, 1 << 20).await.expect_err(status);
+        assert_eq!((e.kind, e.status), (ErrorKind::HttpStatus, Some(code)));
+        assert_eq!(is_not_found(&e), code == 404);
+        // The text /api/upstreams shows stays as it was.
+        assert_eq!(e.to_string(), format!("blocks_finalized: HTTP {code}"));
+        assert_eq!(seen.finished(), [(Endpoint::BlockFinalized, failure)]);
+    }
+}
+
+#[tokio::test]
+async fn a_poll_of_an_upstream_serving_nothing_reports_one_unsupported() {
+    let config = config(serve(|_| response("404 Not Found", "", "")).await);
     let seen = Seen::default();
     let deadline = Instant::now() + WAIT;
-    let e = with_requester(&config, &seen, async |r| {
-        r.fetch_block(1 << 20, deadline).await
-    })
-    .await
-    .expect_err("404");
-    assert_eq!((e.kind, e.status), (ErrorKind::HttpStatus, Some(404)));
-    assert!(is_not_found(&e));
-    // The text /api/upstreams shows stays as it was.
-    assert_eq!(e.to_string(), "blocks_finalized: HTTP 404");
-    assert_eq!(seen.finished(), [(Endpoint::BlockFinalized, None)]);
-
-    // A poll asks fork_choice, then justified, then the State; only the last
-    // 404 is a failure, reported once, as unsupported.
-    let seen = Seen::default();
     let e = with_requester(&config, &seen, async |r| {
         r.poll(&config, deadline, false).await
     })
@@ -217,6 +230,8 @@ async fn a_404_is_detection_and_an_upstream_serving_nothing_is_unsupported() {
         (e.kind, e.endpoint),
         (ErrorKind::Unsupported, Endpoint::StateFinalized)
     );
+    // fork_choice, then justified, then the State: only the last 404 is a
+    // failure, reported once.
     assert_eq!(
         seen.finished(),
         [
@@ -224,25 +239,6 @@ async fn a_404_is_detection_and_an_upstream_serving_nothing_is_unsupported() {
             (Endpoint::Justified, None),
             (Endpoint::StateFinalized, Some(ErrorKind::Unsupported)),
         ]
-    );
-}
-
-#[tokio::test]
-async fn another_status_is_http_status_and_reported() {
-    let addr = serve(|_| response("500 Internal Server Error", "", "")).await;
-    let config = config(addr);
-    let seen = Seen::default();
-    let deadline = Instant::now() + WAIT;
-    let e = with_requester(&config, &seen, async |r| {
-        r.fetch_block(1 << 20, deadline).await
-    })
-    .await
-    .expect_err("500");
-    assert_eq!((e.kind, e.status), (ErrorKind::HttpStatus, Some(500)));
-    assert!(!is_not_found(&e));
-    assert_eq!(
-        seen.finished(),
-        [(Endpoint::BlockFinalized, Some(ErrorKind::HttpStatus))]
     );
 }
 
@@ -267,12 +263,9 @@ async fn a_cross_origin_redirect_is_refused_and_a_same_origin_one_followed() {
     .await;
     let config = config(addr);
     let seen = Seen::default();
-    let deadline = Instant::now() + WAIT;
-    let e = with_requester(&config, &seen, async |r| {
-        r.fetch_block(1 << 20, deadline).await
-    })
-    .await
-    .expect_err("a redirect to another port is another origin");
+    let e = block(&config, &seen, 1 << 20)
+        .await
+        .expect_err("a redirect to another port is another origin");
     assert_eq!(e.kind, ErrorKind::Redirect, "{e}");
     assert!(!e.message.contains(&other.to_string()), "{e}");
     assert_eq!(
@@ -281,6 +274,7 @@ async fn a_cross_origin_redirect_is_refused_and_a_same_origin_one_followed() {
     );
 
     let seen = Seen::default();
+    let deadline = Instant::now() + WAIT;
     let prefix = with_requester(&config, &seen, async |r| {
         r.fetch_state_prefix(5, deadline).await
     })

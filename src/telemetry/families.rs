@@ -22,7 +22,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use super::labels::{HttpLabels, RouteLabels, StateLabels};
-use super::pair::{self, PairMetrics};
+use super::pair::PairMetrics;
 use super::per_upstream::{UpstreamFamilies, UpstreamMetrics};
 use super::register::{http_histograms, register, HistogramFamily, UnixTime};
 use super::ZigFamilies;
@@ -93,17 +93,9 @@ impl Metrics {
             state_fetches => "state_fetches", "Downloads of the finalized State for the cache (one per new agreed checkpoint, more on failure)";
             state_fetch_failures => "state_fetch_failures", "State downloads that failed or did not match the agreed checkpoint";
             in_flight_total = families.in_flight_total.clone() => "upstream_requests_in_flight", "Requests to all upstreams in flight now; never more than the number of upstreams plus one state download";
-            // The verified pair and upstream standings.
-            standing_family => "upstream_standing", "1 for the upstream's standing to the agreed chain (agreeing, ahead, behind, conflicting, unknown, failing), 0 for the others";
-            failures => "upstream_verify_failures", "Evidence or (block, state) pairs from the upstream refused, by reason (block_root_mismatch, state_root_mismatch, ..., block_unavailable, impossible_slot, not_descendant)";
-            served => "served_pair", "1 for the block root and state root of the served finalized pair";
-            served_block_bytes => "served_block_bytes", "Size of the served finalized SignedBlock (0 when none is served)";
-            served_verified => "served_pair_verified", "1 when the served State is proven by hash tree roots against the agreed block root, 0 when it is served by slot alone (every supporter is a legacy, slot-only upstream)";
-            served_contradicted => "served_checkpoint_contradicted", "1 while more than half of the configured upstreams have evidence that their chains do not hold the served finalized checkpoint";
-            replaced => "served_checkpoint_replaced", "Served checkpoints replaced by a majority-supported one after being contradicted (the recovery rule)";
-            ancestry_reads => "ancestry_reads", "Prefix reads of an upstream State's historical_block_hashes (at most one per finalized change of that upstream)";
-            ancestry_read_bytes => "ancestry_read_bytes", "Bytes read by ancestry prefix reads";
-            // Inbound HTTP.
+        }
+        let pair = PairMetrics::register(r, upstream_names);
+        register! { r;
             http_requests => "http_requests", "Inbound HTTP requests by route template and status code";
             http_duration = http_histograms() => "http_request_duration" [Seconds], "Inbound HTTP request duration by route template, until the response head is sent";
             http_open_connections => "http_open_connections", "Inbound connections open now (capped by --max-connections)";
@@ -114,21 +106,6 @@ impl Metrics {
         let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         r.register("build", "leanpoint build information", build);
 
-        let pair = PairMetrics {
-            standing: upstream_names
-                .iter()
-                .map(|name| pair::standing_handles(&standing_family, name))
-                .collect(),
-            standing_family,
-            failures,
-            served,
-            served_block_bytes,
-            served_verified,
-            served_contradicted,
-            replaced,
-            ancestry_reads,
-            ancestry_read_bytes,
-        };
         let upstreams: Vec<UpstreamMetrics> =
             upstream_names.iter().map(|n| families.handles(n)).collect();
         for u in &upstreams {

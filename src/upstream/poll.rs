@@ -57,7 +57,7 @@ pub struct Observation {
     pub tree: Arc<[(u64, Root)]>,
 }
 
-/// An answer that says "not this endpoint here" rather than "the node is
+/// An answer that says "not this endpoint here" rather than "the upstream is
 /// unreachable": an error status, another content type, a body that is not
 /// the reference shape (other clients' fork_choice differs). The upstream is
 /// then polled the way the Zig leanpoint did, through the finalized State.

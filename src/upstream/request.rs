@@ -55,13 +55,13 @@ pub fn build_client(config: &Config) -> reqwest::Result<reqwest::Client> {
     builder(config.connect_timeout, config.timeout)
         .pool_max_idle_per_host(max_idle)
         // Longer than a poll interval so keep-alive connections are reused,
-        // bounded so a removed node's socket does not linger.
+        // bounded so a removed upstream's socket does not linger.
         .pool_idle_timeout(config.poll.saturating_mul(2).max(Duration::from_secs(5)))
         .build()
 }
 
 /// Settings every client has. No proxy from the environment: a devnet's
-/// nodes are addressed directly.
+/// upstreams are addressed directly.
 fn builder(connect_timeout: Duration, timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)

@@ -21,7 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use super::labels::{HttpLabels, RouteLabels, StateLabels};
+use super::labels::{HttpLabels, RouteLabels, StandingCountLabels};
 use super::pair::PairMetrics;
 use super::per_upstream::{UpstreamFamilies, UpstreamMetrics};
 use super::register::{http_histograms, register, HistogramFamily, UnixTime};
@@ -39,7 +39,7 @@ pub struct Metrics {
     pub finalized_slot: Gauge,
     pub justified_slot: Gauge,
     pub consensus_reached: Gauge,
-    pub upstreams_by_state: Family<StateLabels, Gauge>,
+    pub upstreams_by_state: Family<StandingCountLabels, Gauge>,
     pub required_votes: Gauge,
     // Unix seconds, 0 = never.
     pub last_agreement: UnixTime,
@@ -140,7 +140,7 @@ impl Metrics {
         };
         for s in Standing::ALL {
             m.upstreams_by_state
-                .get_or_create(&StateLabels { state: s })
+                .get_or_create(&StandingCountLabels { state: s })
                 .set(0);
         }
         m.upstreams_configured.set(upstream_names.len() as i64);

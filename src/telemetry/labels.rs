@@ -105,9 +105,10 @@ keyed!(
     StandingLabels { standing: Standing }
 );
 
-/// The `state` label of `leanpoint_consensus_upstreams` (the Zig name).
+/// Upstreams counted by standing: `leanpoint_consensus_upstreams`, whose
+/// label is named `state` as in the Zig leanpoint (its value is a standing).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabels {
+pub struct StandingCountLabels {
     pub state: Standing,
 }
 

@@ -24,7 +24,7 @@ pub use exposition::{
 pub use families::Metrics;
 pub use labels::{
     EndpointLabels, HttpLabels, KindLabels, Phase, PhaseLabels, RouteLabels, SourceLabels,
-    StateLabels, UpstreamLabels,
+    StandingCountLabels, UpstreamLabels,
 };
 pub use pair::PairMetrics;
 pub use per_upstream::UpstreamMetrics;

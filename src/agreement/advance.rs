@@ -183,6 +183,13 @@ mod tests {
         }
     }
 
+    fn refused(agreed_slot: u64, served_slot: u64) -> Advance {
+        Advance::Refuse {
+            agreed_slot,
+            served_slot,
+        }
+    }
+
     fn serve(
         served: Finalized,
         justified: Option<u64>,
@@ -248,30 +255,21 @@ mod tests {
                 decision(Some((fin(5, Some(1)), None)), 3, false),
                 (Some(a9), None),
                 Some(a9),
-                Advance::Refuse {
-                    agreed_slot: 5,
-                    served_slot: 9,
-                },
+                refused(5, 9),
             ),
             (
                 "another root at the served slot is refused",
                 decision(Some((fin(9, Some(7)), None)), 3, false),
                 (Some(a9), None),
                 Some(a9),
-                Advance::Refuse {
-                    agreed_slot: 9,
-                    served_slot: 9,
-                },
+                refused(9, 9),
             ),
             (
                 "contradicted but no majority of all configured: refused",
                 decision(Some((fin(5, Some(7)), None)), 2, true),
                 (Some(a9), None),
                 Some(a9),
-                Advance::Refuse {
-                    agreed_slot: 5,
-                    served_slot: 9,
-                },
+                refused(5, 9),
             ),
             (
                 "slot-only agreement at the served slot keeps its root",

@@ -9,7 +9,7 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AgreementRule {
     /// Strictly more than half of the configured upstreams (default): two of
-    /// two, two of three, three of four. A devnet where half the nodes are
+    /// two, two of three, three of four. A devnet where half the upstreams are
     /// unreachable has no provable majority, so nothing is served.
     ConfiguredMajority,
     /// Strictly more than half of the upstreams that answered within the

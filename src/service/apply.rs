@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::{lock, unix_ms, AppState, ConsensusView};
 use crate::agreement::{advance, Advance, Context, Decision, Served, Step, Vote};
 use crate::served::pair::ServedState;
-use crate::telemetry::{Standing, StateLabels};
+use crate::telemetry::{Standing, StandingCountLabels};
 
 /// Slots of clock skew allowed before a finalized slot is impossible.
 const SLOT_SKEW: u64 = 2;
@@ -213,7 +213,7 @@ impl AppState {
         for (k, state) in Standing::ALL.iter().enumerate() {
             self.metrics
                 .upstreams_by_state
-                .get_or_create(&StateLabels { state: *state })
+                .get_or_create(&StandingCountLabels { state: *state })
                 .set(by[k] as i64);
         }
         by

@@ -23,7 +23,7 @@ use crate::agreement::Finalized;
 use crate::config::Config;
 use crate::served::pair::ServedState;
 use crate::service::history::History;
-use crate::telemetry::{Metrics, Standing, StateLabels};
+use crate::telemetry::{Metrics, Standing, StandingCountLabels};
 
 mod apply;
 pub mod decider;
@@ -102,7 +102,7 @@ impl AppState {
         let history = History::new(failing);
         metrics
             .upstreams_by_state
-            .get_or_create(&StateLabels {
+            .get_or_create(&StandingCountLabels {
                 state: Standing::Failing,
             })
             .set(failing as i64);
@@ -153,8 +153,7 @@ impl AppState {
         crate::upstream::Requester {
             client: &self.client,
             upstream: &self.upstreams[i].config,
-            metrics: &self.metrics.upstreams[i],
-            in_flight_total: &self.metrics.in_flight_total,
+            report: &self.metrics.upstreams[i],
         }
     }
 

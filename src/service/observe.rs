@@ -169,6 +169,7 @@ mod tests {
             kind,
             endpoint: Endpoint::ForkChoice,
             message: "refused".to_string(),
+            status: None,
         }
     }
 

@@ -61,6 +61,7 @@ async fn history_records_checkpoints_and_polls_and_answers_only_what_is_new() {
         kind: ErrorKind::Timeout,
         endpoint: Endpoint::ForkChoice,
         message: "operation timed out".to_string(),
+        status: None,
     };
     state.record_poll(0, &Err(err), Duration::from_millis(400));
     let next = get_path(&state, &format!("/api/history?after={seq}"))

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use super::chain::ChainParams;
 use super::conns::ConnStats;
 use super::faults::Behaviour;
-use super::server::{Addressing, NodeSpec, RunningSim, Sim, SimConfig};
+use super::nodes::{Addressing, NodeSpec, Sim, SimConfig};
+use super::server::RunningSim;
 
 impl SimConfig {
     /// Nodes `node-0`, `node-1`, ... with these behaviours, each on an

@@ -31,6 +31,7 @@ pub mod faults;
 mod http1;
 pub mod in_process;
 pub mod ledger;
+mod nodes;
 pub mod params;
 pub mod server;
 mod wire;

@@ -56,7 +56,8 @@ mod tests {
             "count:3".parse::<AgreementRule>(),
             Ok(AgreementRule::Count(3))
         );
-        assert!("count:0".parse::<AgreementRule>().is_err());
+        let e = "count:0".parse::<AgreementRule>().expect_err("zero");
+        assert!(e.contains("count:N with N > 0"), "{e}");
         assert_eq!(
             "responding-majority".parse::<AgreementRule>(),
             Ok(AgreementRule::RespondingMajority)

@@ -308,13 +308,8 @@ fn sighup_reloads_the_upstreams_file_and_keeps_serving() {
     // A valid file: c replaces b; the checkpoint stays served throughout.
     dir.write("upstreams.json", file(&[("a", &a), ("c", &c)]));
     hup(&lp);
-    wait_until(WAIT, "the reload logged", || {
-        if lp.stderr().contains("upstreams reloaded") {
-            Ok(())
-        } else {
-            Err(lp.stderr())
-        }
-    });
+    lp.proc
+        .stderr_line(|l| l.contains("upstreams reloaded"), WAIT);
     let served = lp.get(STATE);
     assert_eq!(
         served.status,
@@ -324,14 +319,7 @@ fn sighup_reloads_the_upstreams_file_and_keeps_serving() {
     );
     assert_eq!(served.body, state.body);
     assert_eq!(names(&lp.json("/api/upstreams")), ["a", "c"]);
-    wait_until(WAIT, "c polled and agreeing", || {
-        let u = lp.upstream("c");
-        if u["agrees"] == true {
-            Ok(())
-        } else {
-            Err(u.to_string())
-        }
-    });
+    lp.wait_upstream("c", "c polled and agreeing", WAIT, |u| u["agrees"] == true);
     let m = lp.metrics();
     assert!(
         !m.contains("upstream=\"b\""),
@@ -345,13 +333,7 @@ fn sighup_reloads_the_upstreams_file_and_keeps_serving() {
     // An invalid file: refused, logged, the running upstreams stay.
     dir.write("upstreams.json", "{\"upstreams\": [}");
     hup(&lp);
-    wait_until(WAIT, "the refusal logged", || {
-        if lp.stderr().contains("reload refused") {
-            Ok(())
-        } else {
-            Err(lp.stderr())
-        }
-    });
+    lp.proc.stderr_line(|l| l.contains("reload refused"), WAIT);
     assert_eq!(names(&lp.json("/api/upstreams")), ["a", "c"]);
     assert_eq!(lp.get(STATE).status, 200);
     let later = lp.metrics();

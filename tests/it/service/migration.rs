@@ -18,17 +18,9 @@ const EXIT_WITHIN: Duration = Duration::from_secs(20);
 
 /// Waits until upstream `name` has answered a poll; returns its entry.
 fn wait_polled(lp: &Leanpoint, name: &str) -> Value {
-    let all = lp.wait_json(
-        "/api/upstreams",
-        &format!("upstream {name} answering"),
-        WAIT,
-        |a| {
-            a["upstreams"]
-                .as_array()
-                .is_some_and(|us| us.iter().any(|u| u["name"] == name && u["healthy"] == true))
-        },
-    );
-    crate::support::find_upstream(&all, name)
+    lp.wait_upstream(name, &format!("upstream {name} answering"), WAIT, |u| {
+        u["healthy"] == true
+    })
 }
 
 /// Runs with `args` and `envs` until exit; asserts exit 2 and one stderr
@@ -81,8 +73,8 @@ fn stale_alone_starts_and_polls() {
     wait_polled(&lp, "a");
     // The poll interval followed the stale window (at most half of it): a
     // second poll comes well within 10 s.
-    lp.wait_json("/api/upstreams", "a second poll", WAIT, |a| {
-        crate::support::find_upstream(a, "a")["polls"].as_u64() >= Some(2)
+    lp.wait_upstream("a", "a second poll", WAIT, |u| {
+        u["polls"].as_u64() >= Some(2)
     });
 }
 
@@ -357,12 +349,24 @@ fn an_unusable_fork_choice_falls_back_to_the_state() {
     // Re-probed later: a node that gains a reference fork_choice is read
     // through it again.
     fakes[0].set_mode(Mode::Fixture("advanced"));
-    lp.wait_json("/api/upstreams", "status500 re-probed", WAIT, |a| {
-        crate::support::find_upstream(a, "status500")["source"] == "fork_choice"
+    lp.wait_upstream("status500", "status500 re-probed", WAIT, |u| {
+        u["source"] == "fork_choice"
     });
 }
 
 // --- item 5: redirects ---
+
+/// Waits until upstream `name` fails with kind `redirect`, and asserts the
+/// error says why (`reason`): a redirect refused for the right cause.
+fn wait_redirect_refused(lp: &Leanpoint, name: &str, reason: &str) {
+    let u = lp.wait_upstream(name, &format!("{name} failing with redirect"), WAIT, |u| {
+        u["last_error_kind"] == "redirect"
+    });
+    assert!(
+        u["last_error"].as_str().is_some_and(|e| e.contains(reason)),
+        "{u}"
+    );
+}
 
 #[test]
 fn same_origin_redirects_are_followed() {
@@ -410,16 +414,7 @@ fn a_redirect_to_another_origin_is_refused_and_sends_nothing_there() {
         .args(&["--agreement", "count:1"])
         .spawn();
     wait_polled(&lp, "node");
-    let hop_entry = lp.wait_json("/api/upstreams", "hop failing with redirect", WAIT, |a| {
-        crate::support::find_upstream(a, "hop")["last_error_kind"] == "redirect"
-    });
-    let hop_entry = crate::support::find_upstream(&hop_entry, "hop");
-    assert!(
-        hop_entry["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("another origin")),
-        "{hop_entry}"
-    );
+    wait_redirect_refused(&lp, "hop", "another origin");
     // Agreement holds (node's fork_choice is fine), but no State can be
     // had: the State and /readyz say so, whatever /healthz says. /readyz is
     // 503 before the first download too, so wait for the failure itself.
@@ -455,16 +450,7 @@ fn a_fourth_redirect_is_not_followed() {
     let (fakes, lp) = start_with(&[("loop", Mode::Routes(routes))], |b| {
         b.timing(Timing::FAST)
     });
-    let all = lp.wait_json("/api/upstreams", "loop failing with redirect", WAIT, |a| {
-        crate::support::find_upstream(a, "loop")["last_error_kind"] == "redirect"
-    });
-    let u = crate::support::find_upstream(&all, "loop");
-    assert!(
-        u["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("more than 3 redirects")),
-        "{u}"
-    );
+    wait_redirect_refused(&lp, "loop", "more than 3 redirects");
     assert_eq!(
         fakes[0].requests("/r4"),
         0,

@@ -191,19 +191,14 @@ fn hang_port(f: &SimUpstream) -> u16 {
         .expect("port")
 }
 
-/// Every HTTP output of `lp`, concatenated.
+/// Every HTTP output of `lp` (each route the router has, and an unmatched
+/// path that leanpoint does not proxy), concatenated.
 fn http_outputs(lp: &Leanpoint) -> String {
     let mut all = String::new();
-    for path in [
-        "/status",
-        "/api/upstreams",
-        "/metrics",
-        "/",
-        "/healthz",
-        "/livez",
-        "/readyz",
-        FORK_CHOICE,
-    ] {
+    for path in leanpoint::http::routes::ROUTES
+        .into_iter()
+        .chain([FORK_CHOICE])
+    {
         all.push_str(&lp.get(path).text());
     }
     all

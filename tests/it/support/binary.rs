@@ -300,6 +300,23 @@ impl Leanpoint {
             }
         })
     }
+
+    /// Waits until `pred` holds for the `/api/upstreams` entry of `name`;
+    /// returns that entry.
+    pub fn wait_upstream(
+        &self,
+        name: &str,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let all = self.wait_json("/api/upstreams", what, within, |a| {
+            a["upstreams"]
+                .as_array()
+                .is_some_and(|us| us.iter().any(|u| u["name"] == name && pred(u)))
+        });
+        find_upstream(&all, name)
+    }
 }
 
 /// The entry named `name` in an /api/upstreams document.

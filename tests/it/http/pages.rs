@@ -215,16 +215,9 @@ async fn status_page_escapes_everything() {
 
 #[tokio::test]
 async fn static_dir_replaces_the_page_without_traversal() {
-    let tmp = TempDir::new();
-    let dir = tmp.join("static");
-    std::fs::create_dir_all(dir.join("assets")).expect("mkdir");
-    std::fs::write(dir.join("index.html"), "<p>custom ui</p>").expect("write");
-    std::fs::write(dir.join("assets/app.js"), "let x = 1;").expect("write");
-    let state = build(&[
-        "--lean-url",
-        "http://127.0.0.1:1",
-        "--static-dir",
-        dir.to_str().expect("utf-8"),
+    let (_dir, state) = with_static_dir(&[
+        ("index.html", "<p>custom ui</p>"),
+        ("assets/app.js", "let x = 1;"),
     ]);
     let index = get_path(&state, "/").await;
     assert_eq!(index.status, StatusCode::OK);
@@ -233,10 +226,7 @@ async fn static_dir_replaces_the_page_without_traversal() {
         get_path(&state, "/assets/app.js").await.text(),
         "let x = 1;"
     );
-    assert_eq!(
-        get_path(&state, "/missing.html").await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_statuses(&state, &[("/missing.html", StatusCode::NOT_FOUND)]).await;
     for attempt in [
         "/../Cargo.toml",
         "/assets/../../etc/passwd",

@@ -2,7 +2,7 @@
 //! driven with `oneshot` on an `AppState` built from a real `Config` and given
 //! an agreement by `AppState::apply`, exactly as the decider would.
 
-use crate::support::fixtures::FINALIZED_ROOT;
+use crate::support::fixtures::{FINALIZED_ROOT, STATE};
 use crate::support::served::*;
 use crate::support::*;
 
@@ -15,7 +15,7 @@ use tower::ServiceExt;
 #[tokio::test]
 async fn state_is_served_byte_identical_with_etag() {
     let state = agreed_with_fixture(FLAGS);
-    let r = get_path(&state, "/lean/v0/states/finalized").await;
+    let r = get_path(&state, STATE).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, fixture("advanced", "states_finalized.ssz"));
     assert_eq!(
@@ -27,44 +27,20 @@ async fn state_is_served_byte_identical_with_etag() {
     assert_eq!(r.header(header::ETAG), Some(etag.as_str()));
 
     // Asking for gzip changes nothing: the State is never compressed.
-    let gz = call(
-        &state,
-        req(
-            "GET",
-            "/lean/v0/states/finalized",
-            &[("accept-encoding", "gzip")],
-        ),
-    )
-    .await;
+    let gz = get_with(&state, STATE, &[("accept-encoding", "gzip")]).await;
     assert_eq!(gz.header(header::CONTENT_ENCODING), None);
     assert_eq!(gz.header(header::CONTENT_LENGTH), Some("966"));
     assert_eq!(gz.body, r.body);
 
-    let cached = call(
-        &state,
-        req(
-            "GET",
-            "/lean/v0/states/finalized",
-            &[("if-none-match", etag.as_str())],
-        ),
-    )
-    .await;
+    let cached = get_with(&state, STATE, &[("if-none-match", etag.as_str())]).await;
     assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
     assert!(cached.body.is_empty());
     assert_eq!(cached.header(header::ETAG), Some(etag.as_str()));
 
-    let other = call(
-        &state,
-        req(
-            "GET",
-            "/lean/v0/states/finalized",
-            &[("if-none-match", "\"0xother\"")],
-        ),
-    )
-    .await;
+    let other = get_with(&state, STATE, &[("if-none-match", "\"0xother\"")]).await;
     assert_eq!(other.status, StatusCode::OK);
 
-    let head = call(&state, req("HEAD", "/lean/v0/states/finalized", &[])).await;
+    let head = call(&state, req("HEAD", STATE, &[])).await;
     assert_eq!(head.status, StatusCode::OK);
     assert_eq!(head.header(header::CONTENT_LENGTH), Some("966"));
     assert!(head.body.is_empty());
@@ -73,11 +49,8 @@ async fn state_is_served_byte_identical_with_etag() {
 #[tokio::test]
 async fn no_agreement_means_503_json_with_a_reason() {
     let state = build(FLAGS);
-    for path in [
-        "/lean/v0/states/finalized",
-        "/lean/v0/checkpoints/justified",
-    ] {
-        let r = call(&state, req("GET", path, &[("accept", "application/json")])).await;
+    for path in [STATE, "/lean/v0/checkpoints/justified"] {
+        let r = get_with(&state, path, &[("accept", "application/json")]).await;
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
         assert_eq!(r.header(header::CONTENT_TYPE), Some("application/json"));
         let err = r.json()["error"]
@@ -88,15 +61,7 @@ async fn no_agreement_means_503_json_with_a_reason() {
     }
     // Agreement but the State not downloaded yet.
     agree(&state);
-    let r = call(
-        &state,
-        req(
-            "GET",
-            "/lean/v0/states/finalized",
-            &[("accept", "application/json")],
-        ),
-    )
-    .await;
+    let r = get_with(&state, STATE, &[("accept", "application/json")]).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.json()["error"]
         .as_str()
@@ -121,14 +86,14 @@ async fn lean_api_shapes_match_the_reference_node() {
     assert_eq!(h.body, fixture("advanced", "health.json"));
     assert_eq!(h.header(header::CONTENT_TYPE), Some("application/json"));
     // leanpoint is not a node: no fork choice of its own.
-    assert_eq!(
-        get_path(&state, "/lean/v0/fork_choice").await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        get_path(&state, "/no/such/route").await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_statuses(
+        &state,
+        &[
+            ("/lean/v0/fork_choice", StatusCode::NOT_FOUND),
+            ("/no/such/route", StatusCode::NOT_FOUND),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -136,11 +101,7 @@ async fn json_is_gzipped_when_asked() {
     let state = agreed_with_fixture(FLAGS);
     let plain = get_path(&state, "/api/upstreams").await;
     assert_eq!(plain.header(header::CONTENT_ENCODING), None);
-    let gz = call(
-        &state,
-        req("GET", "/api/upstreams", &[("accept-encoding", "gzip")]),
-    )
-    .await;
+    let gz = get_with(&state, "/api/upstreams", &[("accept-encoding", "gzip")]).await;
     assert_eq!(gz.header(header::CONTENT_ENCODING), Some("gzip"));
     assert_eq!(&gz.body[..2], &[0x1f, 0x8b], "gzip magic");
     // A real gzip client decodes it back to the same JSON.
@@ -183,16 +144,13 @@ async fn metrics_negotiates_format_and_counts_requests() {
         assert!(t.contains(needle), "missing {needle:?} in\n{t}");
     }
     assert!(!t.contains("# EOF"));
-    let om = call(
+    let om = get_with(
         &state,
-        req(
-            "GET",
-            "/metrics",
-            &[(
-                "accept",
-                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
-            )],
-        ),
+        "/metrics",
+        &[(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )],
     )
     .await;
     assert_eq!(
@@ -208,12 +166,15 @@ async fn probes_follow_agreement() {
     let h = get_path(&state, "/healthz").await;
     assert_eq!(h.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(h.text().starts_with("stale"), "{}", h.text());
-    assert_eq!(
-        get_path(&state, "/readyz").await.status,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
     // Pollers are not running here, but were "ticked" at build: live.
-    assert_eq!(get_path(&state, "/livez").await.status, StatusCode::OK);
+    assert_statuses(
+        &state,
+        &[
+            ("/readyz", StatusCode::SERVICE_UNAVAILABLE),
+            ("/livez", StatusCode::OK),
+        ],
+    )
+    .await;
 
     let state = agreed_with_fixture(FLAGS);
     let h = get_path(&state, "/healthz").await;

@@ -172,23 +172,14 @@ async fn page_is_complete_without_javascript_and_allows_only_its_own_origin() {
 
 #[tokio::test]
 async fn static_dir_replaces_the_script_too() {
-    let tmp = TempDir::new();
-    let dir = tmp.join("static-page");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::write(dir.join("index.html"), "<p>custom</p>").expect("write");
-    let state = build(&[
-        "--lean-url",
-        "http://127.0.0.1:1",
-        "--static-dir",
-        dir.to_str().expect("utf-8"),
-    ]);
+    let (_dir, state) = with_static_dir(&[("index.html", "<p>custom</p>")]);
     assert_eq!(get_path(&state, "/").await.text(), "<p>custom</p>");
-    assert_eq!(
-        get_path(&state, "/status.js").await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        get_path(&state, "/api/history").await.status,
-        StatusCode::OK
-    );
+    assert_statuses(
+        &state,
+        &[
+            ("/status.js", StatusCode::NOT_FOUND),
+            ("/api/history", StatusCode::OK),
+        ],
+    )
+    .await;
 }

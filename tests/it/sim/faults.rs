@@ -44,25 +44,33 @@ fn request(node: &SimNode, path: &str, timeout: Duration) -> TcpStream {
     s
 }
 
+/// `fault` in both modes, asked for the fork choice: per mode, the node's
+/// URL and what the first read (`timeout` at most) gave.
+fn first_read(fault: &str, timeout: Duration) -> Vec<(String, std::io::Result<usize>)> {
+    both_modes(fault)
+        .iter()
+        .map(|sim| {
+            let node = sim.nodes.last().expect("node");
+            let mut s = request(node, paths::FORK_CHOICE, timeout);
+            let mut buf = [0u8; 16];
+            (node.url.clone(), s.read(&mut buf))
+        })
+        .collect()
+}
+
 #[test]
 fn accept_hang_accepts_then_says_nothing() {
-    for sim in both_modes("accept-hang") {
-        let node = sim.nodes.last().expect("node");
-        let mut s = request(node, paths::FORK_CHOICE, Duration::from_secs(1));
-        let mut buf = [0u8; 16];
-        let e = s.read(&mut buf).expect_err("no byte within 1 s");
-        assert!(is_timeout(&e), "{}: {e}", node.url);
+    for (url, read) in first_read("accept-hang", Duration::from_secs(1)) {
+        let e = read.expect_err("no byte within 1 s");
+        assert!(is_timeout(&e), "{url}: {e}");
     }
 }
 
 #[test]
 fn half_close_sends_fin_without_an_answer() {
-    for sim in both_modes("half-close") {
-        let node = sim.nodes.last().expect("node");
-        let mut s = request(node, paths::FORK_CHOICE, Duration::from_secs(5));
-        let mut buf = [0u8; 16];
-        let n = s.read(&mut buf).expect("EOF, not an error");
-        assert_eq!(n, 0, "{}", node.url);
+    for (url, read) in first_read("half-close", Duration::from_secs(5)) {
+        let n = read.expect("EOF, not an error");
+        assert_eq!(n, 0, "{url}");
     }
 }
 

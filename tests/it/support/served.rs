@@ -21,6 +21,7 @@ use tower::ServiceExt;
 
 use super::binary::Leanpoint;
 use super::fixtures::{fixture, FINALIZED_ROOT, JUSTIFIED_ROOT};
+use super::fs::TempDir;
 use super::wait::ANSWER_WITHIN;
 
 /// One upstream on a closed port; agreement stays fresh for the whole test.
@@ -141,7 +142,40 @@ pub fn req(method: &str, path: &str, headers: &[(&str, &str)]) -> Request<Body> 
 }
 
 pub async fn get_path(state: &Arc<AppState>, path: &str) -> Got {
-    call(state, req("GET", path, &[])).await
+    get_with(state, path, &[]).await
+}
+
+/// GET `path` with request `headers` (conditional, encoding, accept).
+pub async fn get_with(state: &Arc<AppState>, path: &str, headers: &[(&str, &str)]) -> Got {
+    call(state, req("GET", path, headers)).await
+}
+
+/// GETs each path and asserts its status, naming the path that differs.
+pub async fn assert_statuses(state: &Arc<AppState>, expected: &[(&str, StatusCode)]) {
+    for (path, code) in expected {
+        assert_eq!(get_path(state, path).await.status, *code, "GET {path}");
+    }
+}
+
+/// An `AppState` (one upstream on a closed port) whose `--static-dir`
+/// holds `files`, `(path in the dir, contents)`; the `TempDir` holds the
+/// directory and must live as long as the state is asked.
+pub fn with_static_dir(files: &[(&str, &str)]) -> (TempDir, Arc<AppState>) {
+    let tmp = TempDir::new();
+    let dir = tmp.join("static");
+    for (name, contents) in files {
+        let path = dir.join(name);
+        let parent = path.parent().expect("a file inside the static dir");
+        std::fs::create_dir_all(parent).expect("mkdir");
+        std::fs::write(&path, contents).expect("write");
+    }
+    let state = build(&[
+        "--lean-url",
+        "http://127.0.0.1:1",
+        "--static-dir",
+        dir.to_str().expect("utf-8"),
+    ]);
+    (tmp, state)
 }
 
 /// The State leanpoint serves together with the /status it belongs to.

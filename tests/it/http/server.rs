@@ -27,6 +27,13 @@ struct Server {
     task: JoinHandle<std::io::Result<()>>,
 }
 
+/// A server on the agreed fixture serving `bytes` as its State.
+async fn start_serving(bytes: Bytes, options: ServeOptions) -> Server {
+    let state = agreed_with_fixture(FLAGS);
+    serve_state(&state, bytes);
+    start(state, options).await
+}
+
 async fn start(state: Arc<AppState>, options: ServeOptions) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -39,6 +46,14 @@ async fn start(state: Arc<AppState>, options: ServeOptions) -> Server {
         state,
         trigger,
         task,
+    }
+}
+
+impl Server {
+    /// Fires the shutdown and asserts `serve` returned cleanly.
+    async fn stop(self) {
+        self.trigger.fire();
+        self.task.await.expect("join").expect("serve ok");
     }
 }
 
@@ -56,6 +71,13 @@ fn big_state(len: usize) -> Bytes {
 
 fn open_connections(state: &AppState) -> i64 {
     state.metrics.http_open_connections.get()
+}
+
+/// Waits until the server counts exactly `n` open connections.
+fn wait_open(state: &AppState, n: i64, within: Duration, what: &str) {
+    wait_until(within, what, || {
+        (open_connections(state) == n).then_some(())
+    });
 }
 
 /// Runs blocking client code off the runtime's workers.
@@ -174,16 +196,13 @@ async fn head_and_conditional_get_on_the_wire() {
     assert_eq!(cached.status, 304);
     assert!(cached.body.is_empty());
     assert!(cached.header("etag").is_some());
-    srv.trigger.fire();
-    srv.task.await.expect("join").expect("serve ok");
+    srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aborted_downloads_leave_everyone_else_served() {
-    let state = agreed_with_fixture(FLAGS);
     let bytes = big_state(4 * 1024 * 1024);
-    serve_state(&state, bytes.clone());
-    let srv = start(state, ServeOptions::default()).await;
+    let srv = start_serving(bytes.clone(), ServeOptions::default()).await;
     let addr = srv.addr;
     // 200 clients give up at different points: right after the request,
     // after the headers, after 1 MiB. Closing with unread data makes the
@@ -234,39 +253,30 @@ async fn aborted_downloads_leave_everyone_else_served() {
         assert!(r.is_ok(), "{r:?}");
     }
     let st = srv.state.clone();
-    blocking(move || {
-        wait_until(Duration::from_secs(10), "all connections closed", || {
-            (open_connections(&st) == 0).then_some(())
-        })
-    })
-    .await;
+    blocking(move || wait_open(&st, 0, Duration::from_secs(10), "all connections closed")).await;
     assert!(srv.state.metrics.http_connections.get() >= 232);
-    srv.trigger.fire();
-    srv.task.await.expect("join").expect("serve ok");
+    srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_dropped() {
-    let state = agreed_with_fixture(FLAGS);
-    // Larger than loopback's socket buffers can absorb, so the write stalls.
-    serve_state(&state, big_state(48 * 1024 * 1024));
     let options = ServeOptions {
         write_stall_timeout: Duration::from_millis(500),
         ..ServeOptions::default()
     };
-    let srv = start(state, options).await;
+    // Larger than loopback's socket buffers can absorb, so the write stalls.
+    let srv = start_serving(big_state(48 * 1024 * 1024), options).await;
     let addr = srv.addr;
     let st = srv.state.clone();
     blocking(move || {
         let _stalled = send_get(addr, "/lean/v0/states/finalized", true);
-        wait_until(Duration::from_secs(5), "the download to start", || {
-            (open_connections(&st) == 1).then_some(())
-        });
+        wait_open(&st, 1, Duration::from_secs(5), "the download to start");
         // Never read: the server must give the connection up by itself.
-        wait_until(
+        wait_open(
+            &st,
+            0,
             Duration::from_secs(15),
             "the stalled connection to close",
-            || (open_connections(&st) == 0).then_some(()),
         );
         // And keep serving.
         assert_eq!(
@@ -275,8 +285,7 @@ async fn a_client_that_stops_reading_is_dropped() {
         );
     })
     .await;
-    srv.trigger.fire();
-    srv.task.await.expect("join").expect("serve ok");
+    srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,8 +330,7 @@ async fn header_timeout_closes_silent_slow_and_idle_connections() {
         );
     })
     .await;
-    srv.trigger.fire();
-    srv.task.await.expect("join").expect("serve ok");
+    srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,9 +342,7 @@ async fn the_connection_cap_holds_and_recovers() {
     let st = srv.state.clone();
     blocking(move || {
         let mut idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).expect("connect")).collect();
-        wait_until(Duration::from_secs(5), "4 connections accepted", || {
-            (open_connections(&st) == 4).then_some(())
-        });
+        wait_open(&st, 4, Duration::from_secs(5), "4 connections accepted");
         // The fifth gets through the kernel's backlog but is not accepted.
         let mut fifth = send_get(addr, "/lean/v0/health", true);
         wait_until(Duration::from_secs(5), "the accept loop to pause", || {
@@ -358,19 +364,16 @@ async fn the_connection_cap_holds_and_recovers() {
         assert_eq!(parse_response(&raw).expect("a response").status, 200);
     })
     .await;
-    srv.trigger.fire();
-    srv.task.await.expect("join").expect("serve ok");
+    srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_accepting_and_is_bounded() {
-    let state = agreed_with_fixture(FLAGS);
-    serve_state(&state, big_state(48 * 1024 * 1024));
     let options = ServeOptions {
         shutdown_grace: Duration::from_millis(500),
         ..ServeOptions::default()
     };
-    let srv = start(state, options).await;
+    let srv = start_serving(big_state(48 * 1024 * 1024), options).await;
     let addr = srv.addr;
     let st = srv.state.clone();
     // One idle connection and one download that never reads (it would
@@ -378,9 +381,7 @@ async fn shutdown_stops_accepting_and_is_bounded() {
     let (_idle, _stalled) = blocking(move || {
         let idle = TcpStream::connect(addr).expect("connect");
         let stalled = send_get(addr, "/lean/v0/states/finalized", true);
-        wait_until(Duration::from_secs(5), "2 connections", || {
-            (open_connections(&st) == 2).then_some(())
-        });
+        wait_open(&st, 2, Duration::from_secs(5), "2 connections");
         (idle, stalled)
     })
     .await;

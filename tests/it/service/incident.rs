@@ -284,12 +284,7 @@ fn final_checks(lp: &Leanpoint, fakes: &[SimUpstream], m: &str, all: &Value, see
         assert!(u["errors_by_kind"][kind].as_u64().unwrap_or(0) >= 20, "{u}");
         assert_eq!(u["healthy"], false, "{u}");
         let fake = &fakes[i];
-        assert!(
-            fake.max_open() <= 1,
-            "{name} saw {} connections from leanpoint open at once: {}",
-            fake.max_open(),
-            overlaps(&fake.connections())
-        );
+        fake.assert_one_connection_at_a_time(name);
         assert!(
             fake.accepted() >= 20,
             "{name}: only {} connections",
@@ -309,26 +304,7 @@ fn final_checks(lp: &Leanpoint, fakes: &[SimUpstream], m: &str, all: &Value, see
         assert!(seen.in_flight_zero[HUNG.len() + i], "{name} never idle");
         let u = crate::support::find_upstream(all, name);
         assert_eq!(u["healthy"], true, "{u}");
-        assert!(fakes[HUNG.len() + i].max_open() <= 1, "{name}");
+        fakes[HUNG.len() + i].assert_one_connection_at_a_time(name);
     }
     assert!(lp.fd_count() > 0, "leanpoint is gone");
-}
-
-/// The connections that were open together, for the failure message.
-fn overlaps(conns: &[leanpoint::devnet::conns::ConnRecord]) -> String {
-    let t0 = conns.first().map(|c| c.accepted_at);
-    let ms = |t: Instant| t0.map_or(0, |t0| (t - t0).as_millis());
-    conns
-        .windows(2)
-        .filter(|w| w[0].closed_at.is_none_or(|c| c > w[1].accepted_at))
-        .map(|w| {
-            format!(
-                "[{}..{:?}] overlaps [{}..]",
-                ms(w[0].accepted_at),
-                w[0].closed_at.map(ms),
-                ms(w[1].accepted_at)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -62,11 +62,7 @@ fn slow_drip_is_cut_off_at_the_total_deadline() {
             "a drip connection lived {life:?} (deadline {TIMEOUT_MS} ms): {closed:?}"
         );
     }
-    assert!(
-        drip.max_open() <= 1,
-        "{} drip connections at once",
-        drip.max_open()
-    );
+    drip.assert_one_connection_at_a_time("drip");
 
     let m = lp.metrics();
     let timeouts = upstream_timeouts(&m, "drip", "total");

@@ -66,11 +66,7 @@ fn a_hung_state_download_never_overlaps_polls_of_that_upstream() {
     });
     assert_eq!(u["agrees"], true, "{u}");
     assert!(fake.requests(FORK_CHOICE) >= 3, "drip was not polled");
-    assert!(
-        fake.max_open() <= 1,
-        "drip saw {} connections from leanpoint at once",
-        fake.max_open()
-    );
+    fake.assert_one_connection_at_a_time("drip");
     let m = lp.metrics();
     let timeouts = upstream_timeouts(&m, "drip", "total");
     assert!(

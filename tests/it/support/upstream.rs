@@ -10,7 +10,7 @@
 
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use leanpoint::devnet::canned::{Canned, CannedReply};
 use leanpoint::devnet::chain::ChainParams;
@@ -175,4 +175,35 @@ impl SimUpstream {
     pub fn requests(&self, path: &str) -> usize {
         self.handle.requests(self.node, path)
     }
+
+    /// Asserts leanpoint never had two connections open to this upstream
+    /// (`name` in the message), listing the overlapping ones if it did.
+    pub fn assert_one_connection_at_a_time(&self, name: &str) {
+        let stats = self.stats();
+        assert!(
+            stats.max_open <= 1,
+            "{name} saw {} connections from leanpoint open at once: {}",
+            stats.max_open,
+            overlaps(&stats.records)
+        );
+    }
+}
+
+/// The connections that were open together, for the failure message.
+fn overlaps(conns: &[ConnRecord]) -> String {
+    let t0 = conns.first().map(|c| c.accepted_at);
+    let ms = |t: Instant| t0.map_or(0, |t0| (t - t0).as_millis());
+    conns
+        .windows(2)
+        .filter(|w| w[0].closed_at.is_none_or(|c| c > w[1].accepted_at))
+        .map(|w| {
+            format!(
+                "[{}..{:?}] overlaps [{}..]",
+                ms(w[0].accepted_at),
+                w[0].closed_at.map(ms),
+                ms(w[1].accepted_at)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

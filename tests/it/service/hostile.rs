@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::support::fixtures::{FORK_CHOICE, JSON, SSZ, STATE};
-use crate::support::metrics::upstream_errors;
+use crate::support::metrics::{assert_at_least, upstream_errors};
 use crate::support::{fixture, metric, start, wait_until, FixtureRoutes, Mode, Reply, Routes};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -114,19 +114,16 @@ fn hostile_bodies_are_named_counted_and_survived() {
 
     let m = lp.metrics();
     for (name, _, kind) in hostile.iter().filter(|(_, _, k)| !k.is_empty()) {
-        let n = upstream_errors(&m, name, kind);
-        assert!(n.is_some_and(|n| n >= 2.0), "{name} {kind}: {n:?}");
+        assert_at_least(
+            upstream_errors(&m, name, kind),
+            2.0,
+            &format!("{name} {kind}"),
+        );
     }
     let long = upstream_errors(&m, "truncated-long", "decode");
-    assert!(
-        long.is_some_and(|n| n >= 1.0),
-        "truncated-long decode: {long:?}"
-    );
+    assert_at_least(long, 1.0, "truncated-long decode");
     let failures = metric(&m, "leanpoint_state_fetch_failures_total", &[]);
-    assert!(
-        failures.is_some_and(|n| n >= 1.0),
-        "state fetch failures: {failures:?}"
-    );
+    assert_at_least(failures, 1.0, "state fetch failures");
     assert!(lp.exited().is_none(), "leanpoint exited");
     let health = lp.get("/livez");
     assert_eq!(health.status, 200, "{}", health.text());

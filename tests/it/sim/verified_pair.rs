@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::support::fixtures::{BLOCK, FORK_CHOICE, JSON, SSZ, STATE};
+use crate::support::metrics::assert_at_least;
 use crate::support::{
     fixture, fixture_finalized, fixtures, metric, start, FixtureRoutes, Leanpoint, Mode, Reply,
     Routes, Timing,
@@ -254,7 +255,7 @@ fn a_hostile_huge_slot_is_never_agreed_nor_a_source_under_any_rule() {
             "leanpoint_upstream_verify_failures_total",
             &[("upstream", "hostile"), ("reason", "impossible_slot")],
         );
-        assert!(named.is_some_and(|n| n >= 1.0), "{rule}: {named:?}");
+        assert_at_least(named, 1.0, rule);
         assert_eq!(
             metric(
                 &m,
@@ -421,7 +422,7 @@ fn without_a_block_route_nothing_is_served() {
         "leanpoint_upstream_verify_failures_total",
         &[("upstream", "a"), ("reason", "block_unavailable")],
     );
-    assert!(n.is_some_and(|n| n >= 1.0), "{m}");
+    assert_at_least(n, 1.0, &m);
     // One of them gains the route: its block proves either State.
     fakes[1].set_mode(Mode::Fixture("advanced"));
     wait_pair(&lp, 9);

@@ -58,6 +58,15 @@ pub fn metric_exact(text: &str, series: &str) -> Option<f64> {
         .map(|(_, _, v)| v)
 }
 
+/// Asserts a sample read from an exposition is there and at least `min`
+/// (counters only ever need a lower bound: they may have counted on).
+pub fn assert_at_least(value: Option<f64>, min: f64, what: &str) {
+    assert!(
+        value.is_some_and(|n| n >= min),
+        "{what}: {value:?}, want >= {min}"
+    );
+}
+
 /// `leanpoint_upstream_errors_total{upstream, kind}`.
 pub fn upstream_errors(text: &str, upstream: &str, kind: &str) -> Option<f64> {
     let labels = [("upstream", upstream), ("kind", kind)];

@@ -34,6 +34,12 @@ async fn start_serving(bytes: Bytes, options: ServeOptions) -> Server {
     start(state, options).await
 }
 
+/// A server whose State is larger than loopback's socket buffers can
+/// absorb, so the write to a client that does not read stalls.
+async fn start_stalling(options: ServeOptions) -> Server {
+    start_serving(big_state(48 * 1024 * 1024), options).await
+}
+
 async fn start(state: Arc<AppState>, options: ServeOptions) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -264,8 +270,7 @@ async fn a_client_that_stops_reading_is_dropped() {
         write_stall_timeout: Duration::from_millis(500),
         ..ServeOptions::default()
     };
-    // Larger than loopback's socket buffers can absorb, so the write stalls.
-    let srv = start_serving(big_state(48 * 1024 * 1024), options).await;
+    let srv = start_stalling(options).await;
     let addr = srv.addr;
     let st = srv.state.clone();
     blocking(move || {
@@ -373,7 +378,7 @@ async fn shutdown_stops_accepting_and_is_bounded() {
         shutdown_grace: Duration::from_millis(500),
         ..ServeOptions::default()
     };
-    let srv = start_serving(big_state(48 * 1024 * 1024), options).await;
+    let srv = start_stalling(options).await;
     let addr = srv.addr;
     let st = srv.state.clone();
     // One idle connection and one download that never reads (it would

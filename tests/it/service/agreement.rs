@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::support::fixtures::{FORK_CHOICE, STATE};
+use crate::support::fixtures::{assert_fixture_body, FORK_CHOICE, STATE};
 use crate::support::{
-    dead_port, fixture, fixture_finalized, fixtures, metric, start, Leanpoint, Mode, Timing,
+    dead_port, fixture_finalized, fixtures, metric, start, Leanpoint, Mode, Timing,
 };
 use serde_json::Value;
 
@@ -19,11 +19,7 @@ fn wait_served(lp: &Leanpoint, folder: &str) -> crate::support::Resp {
     });
     assert_eq!(status["finalized_root"], root, "{status}");
     let state = lp.wait_code(STATE, 200, WAIT);
-    assert_eq!(
-        &state.body[..],
-        &fixture(folder, "states_finalized.ssz")[..],
-        "served State differs from {folder}/states_finalized.ssz"
-    );
+    assert_fixture_body(&state, folder, "states_finalized.ssz");
     state
 }
 

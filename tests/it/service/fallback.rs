@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::support::fixtures::{FORK_CHOICE, STATE};
-use crate::support::{fixture, fixture_finalized, start, Mode, Timing};
+use crate::support::fixtures::{assert_fixture_body, FORK_CHOICE, STATE};
+use crate::support::{fixture_finalized, start, Mode, Timing};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -51,10 +51,7 @@ fn a_legacy_upstream_agrees_through_the_fallback_source() {
     assert_eq!(status["finalized_slot"], slot, "{status}");
     assert_eq!(status["finalized_root"], root, "{status}");
     let state = lp.wait_code(STATE, 200, WAIT);
-    assert_eq!(
-        &state.body[..],
-        &fixture("advanced", "states_finalized.ssz")[..]
-    );
+    assert_fixture_body(&state, "advanced", "states_finalized.ssz");
     assert!(
         fakes[0].requests(FORK_CHOICE) >= 1,
         "fork_choice was never probed"
@@ -77,10 +74,7 @@ fn three_legacy_upstreams_agree_by_slot() {
     });
     assert_eq!(status["finalized_root"], Value::Null, "{status}");
     let state = lp.wait_code(STATE, 200, WAIT);
-    assert_eq!(
-        &state.body[..],
-        &fixture("advanced", "states_finalized.ssz")[..]
-    );
+    assert_fixture_body(&state, "advanced", "states_finalized.ssz");
     assert!(
         state.header("etag").is_some(),
         "no ETag on a slot-only State"

@@ -5,11 +5,9 @@
 
 use std::time::Duration;
 
-use crate::support::fixtures::{FORK_CHOICE, STATE};
+use crate::support::fixtures::{assert_fixture_body, FORK_CHOICE, STATE};
 use crate::support::metrics::{assert_at_least, upstream_timeouts};
-use crate::support::{
-    fixture, metric, start, wait_until, FixtureRoutes, Mode, Reply, Routes, Timing,
-};
+use crate::support::{metric, start, wait_until, FixtureRoutes, Mode, Reply, Routes, Timing};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -49,10 +47,7 @@ fn a_hung_state_download_never_overlaps_polls_of_that_upstream() {
             Err(format!("HTTP {}: {}", r.status, r.text()))
         }
     });
-    assert_eq!(
-        &served.body[..],
-        &fixture("advanced", "states_finalized.ssz")[..]
-    );
+    assert_fixture_body(&served, "advanced", "states_finalized.ssz");
     assert!(fake.requests(STATE) >= 1, "the cache never asked drip");
     // Its polls waited out the download (skipped ticks), then resumed.
     let u = wait_until(WAIT, "drip polled again", || {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::fixtures::{BLOCK, FORK_CHOICE, JSON, SSZ, STATE};
+use crate::support::fixtures::{assert_fixture_body, BLOCK, FORK_CHOICE, JSON, SSZ, STATE};
 use crate::support::metrics::assert_at_least;
 use crate::support::{
     fixture, fixture_finalized, fixtures, metric, start, FixtureRoutes, Leanpoint, Mode, Reply,
@@ -65,11 +65,7 @@ fn the_block_route_serves_the_verified_block_like_the_state() {
     let block = lp
         .try_get(BLOCK, &[("accept-encoding", "gzip")])
         .expect("GET block");
-    assert_eq!(block.status, 200, "{}", block.text());
-    assert_eq!(
-        &block.body[..],
-        &fixture("advanced", "blocks_finalized.ssz")[..]
-    );
+    assert_fixture_body(&block, "advanced", "blocks_finalized.ssz");
     assert_eq!(
         block.header("content-type"),
         Some("application/octet-stream")
@@ -135,14 +131,8 @@ fn behind_and_fork_agree_on_their_common_block() {
     let status = wait_pair(&lp, slot);
     assert_eq!(status["finalized_root"], root, "{status}");
     assert_eq!(status["served_from"], "behind", "{status}");
-    assert_eq!(
-        &lp.get(STATE).body[..],
-        &fixture("behind", "states_finalized.ssz")[..]
-    );
-    assert_eq!(
-        &lp.get(BLOCK).body[..],
-        &fixture("behind", "blocks_finalized.ssz")[..]
-    );
+    assert_fixture_body(&lp.get(STATE), "behind", "states_finalized.ssz");
+    assert_fixture_body(&lp.get(BLOCK), "behind", "blocks_finalized.ssz");
     let all = lp.wait_json("/api/upstreams", "standings", WAIT, |a| {
         crate::support::find_upstream(a, "fork")["standing"] == "ahead"
     });
@@ -240,10 +230,7 @@ fn a_hostile_huge_slot_is_never_agreed_nor_a_source_under_any_rule() {
         let status = wait_pair(&lp, slot);
         assert_eq!(status["finalized_root"], root, "{rule}: {status}");
         assert_ne!(status["served_from"], "hostile", "{rule}: {status}");
-        assert_eq!(
-            &lp.get(STATE).body[..],
-            &fixture("advanced", "states_finalized.ssz")[..]
-        );
+        assert_fixture_body(&lp.get(STATE), "advanced", "states_finalized.ssz");
         let u = lp.upstream("hostile");
         assert_eq!(u["standing"], "conflicting", "{rule}: {u}");
         assert_eq!(u["agrees"], false, "{rule}: {u}");
@@ -299,10 +286,7 @@ fn a_hostile_slot_answered_first_does_not_lock_leanpoint_in() {
             && s["served_pair_verified"] == true
     });
     assert_eq!(status["finalized_root"], root, "{status}");
-    assert_eq!(
-        &lp.get(STATE).body[..],
-        &fixture("advanced", "states_finalized.ssz")[..]
-    );
+    assert_fixture_body(&lp.get(STATE), "advanced", "states_finalized.ssz");
     assert_eq!(fakes[0].requests(BLOCK), 0);
 }
 
@@ -326,14 +310,8 @@ fn a_checkpoint_contradicted_by_a_majority_is_replaced() {
     lp.wait_json("/status", "the advanced pair", WAIT, |s| {
         s["finalized_root"] == root.as_str() && s["served_block_root"] == root.as_str()
     });
-    assert_eq!(
-        &lp.get(STATE).body[..],
-        &fixture("advanced", "states_finalized.ssz")[..]
-    );
-    assert_eq!(
-        &lp.get(BLOCK).body[..],
-        &fixture("advanced", "blocks_finalized.ssz")[..]
-    );
+    assert_fixture_body(&lp.get(STATE), "advanced", "states_finalized.ssz");
+    assert_fixture_body(&lp.get(BLOCK), "advanced", "blocks_finalized.ssz");
     let m = lp.metrics();
     assert_eq!(
         metric(&m, "leanpoint_served_checkpoint_replaced_total", &[]),
@@ -426,8 +404,5 @@ fn without_a_block_route_nothing_is_served() {
     // One of them gains the route: its block proves either State.
     fakes[1].set_mode(Mode::Fixture("advanced"));
     wait_pair(&lp, 9);
-    assert_eq!(
-        &lp.get(STATE).body[..],
-        &fixture("advanced", "states_finalized.ssz")[..]
-    );
+    assert_fixture_body(&lp.get(STATE), "advanced", "states_finalized.ssz");
 }

@@ -3,6 +3,8 @@
 
 use leanpoint::devnet::canned::{Canned, CannedReply};
 
+use super::http::Resp;
+
 /// The captured Lean API responses of the reference node (read-only).
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lean-api");
 
@@ -28,6 +30,21 @@ pub const JUSTIFIED_ROOT: &str =
 pub fn fixture(folder: &str, file: &str) -> Vec<u8> {
     let path = format!("{FIXTURES}/{folder}/{file}");
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {path}: {e}"))
+}
+
+/// Asserts `r` is a 200 whose body is `lean-api/<folder>/<file>` byte for
+/// byte: what leanpoint serves is exactly what the proven upstream sent.
+pub fn assert_fixture_body(r: &Resp, folder: &str, file: &str) {
+    let head: String = String::from_utf8_lossy(&r.body).chars().take(200).collect();
+    assert_eq!(r.status, 200, "{folder}/{file}: {head}");
+    let want = fixture(folder, file);
+    assert!(
+        r.body == want,
+        "{folder}/{file}: {} bytes served, {} in the fixture, first difference at byte {:?}",
+        r.body.len(),
+        want.len(),
+        r.body.iter().zip(&want).position(|(a, b)| a != b)
+    );
 }
 
 /// The finalized root (`0x…`) and slot in `lean-api/<folder>/fork_choice.json`.

@@ -50,6 +50,17 @@ fn mount_source(c: &Value, service: &str, target: &str) -> String {
         .unwrap_or_else(|| panic!("service {service} mounts nothing at {target}"))
 }
 
+/// The entry of the list `doc[list]` that `pick` accepts; panics with
+/// `wanted` if there is none.
+fn entry<'a>(doc: &'a Value, list: &str, wanted: &str, pick: impl Fn(&Value) -> bool) -> &'a Value {
+    doc[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list} is not a list"))
+        .iter()
+        .find(|v| pick(v))
+        .unwrap_or_else(|| panic!("{wanted}"))
+}
+
 fn services(c: &Value) -> Vec<String> {
     let map = c["services"].as_object().expect("services");
     map.keys().cloned().collect()
@@ -157,12 +168,12 @@ fn prometheus_config_matches_the_stack() {
     let port = c["services"]["leanpoint"]["environment"]["LEANPOINT_BIND_PORT"]
         .as_str()
         .expect("LEANPOINT_BIND_PORT");
-    let job = prom["scrape_configs"]
-        .as_array()
-        .expect("scrape_configs")
-        .iter()
-        .find(|j| j["job_name"] == "leanpoint")
-        .expect("a scrape job named leanpoint (the rules select job=\"leanpoint\")");
+    let job = entry(
+        &prom,
+        "scrape_configs",
+        "a scrape job named leanpoint (the rules select job=\"leanpoint\")",
+        |j| j["job_name"] == "leanpoint",
+    );
     let target = job["static_configs"][0]["targets"][0]
         .as_str()
         .unwrap_or("");
@@ -206,12 +217,9 @@ fn grafana_provisioning_matches_the_mounts() {
         "{}/datasources/leanpoint.yml",
         provisioning.trim_start_matches("./")
     ));
-    let prom = ds["datasources"]
-        .as_array()
-        .expect("datasources")
-        .iter()
-        .find(|d| d["type"] == "prometheus")
-        .expect("a prometheus data source");
+    let prom = entry(&ds, "datasources", "a prometheus data source", |d| {
+        d["type"] == "prometheus"
+    });
     assert_eq!(prom["uid"], "prometheus", "fixed uid");
     assert_eq!(prom["url"], "http://prometheus:9090");
     let home = c["services"]["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]

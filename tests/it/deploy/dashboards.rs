@@ -40,6 +40,21 @@ fn panels(d: &Value) -> Vec<&Value> {
     out
 }
 
+/// Every query target of every panel, with its panel's title.
+fn targets(d: &Value) -> Vec<(&str, &Value)> {
+    panels(d)
+        .into_iter()
+        .flat_map(|p| {
+            let title = p["title"].as_str().unwrap_or("?");
+            p["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |t| (title, t))
+        })
+        .collect()
+}
+
 fn templated_ds() -> Value {
     json!({"type": "prometheus", "uid": "${datasource}"})
 }
@@ -117,13 +132,13 @@ fn every_panel_and_target_uses_the_templated_datasource() {
         for p in panels(&d) {
             let title = p["title"].as_str().unwrap_or("?");
             assert_eq!(p["datasource"], templated_ds(), "{file}: panel {title:?}");
-            for t in p["targets"].as_array().into_iter().flatten() {
-                assert_eq!(
-                    t["datasource"],
-                    templated_ds(),
-                    "{file}: panel {title:?} target"
-                );
-            }
+        }
+        for (title, t) in targets(&d) {
+            assert_eq!(
+                t["datasource"],
+                templated_ds(),
+                "{file}: panel {title:?} target"
+            );
         }
         for a in d["annotations"]["list"].as_array().expect("annotations") {
             if a.get("builtIn").is_none() {
@@ -164,31 +179,28 @@ fn every_panel_has_a_description_and_a_unit() {
 #[test]
 fn every_query_selects_job_and_instance_and_uses_rate_interval() {
     for (file, d) in dashboards() {
-        for p in panels(&d) {
-            let title = p["title"].as_str().unwrap_or("?");
-            for t in p["targets"].as_array().into_iter().flatten() {
-                let expr = t["expr"].as_str().unwrap_or("");
-                assert!(!expr.is_empty(), "{file}: {title}: empty expr");
-                for selector in expr.split('{').skip(1) {
-                    let body = selector.split('}').next().unwrap_or("");
-                    assert!(
-                        body.contains(r#"job=~"$job""#),
-                        "{file}: {title}: {expr}: selector without job"
-                    );
-                    assert!(
-                        body.contains(r#"instance=~"$instance""#),
-                        "{file}: {title}: {expr}: selector without instance"
-                    );
-                }
-                for func in ["rate(", "increase(", "changes("] {
-                    for rest in expr.split(func).skip(1) {
-                        let range = rest.split('[').nth(1).and_then(|r| r.split(']').next());
-                        assert_eq!(range, Some("$__rate_interval"), "{file}: {title}: {expr}");
-                    }
-                }
-                let legend = t["legendFormat"].as_str();
-                assert!(legend.is_some(), "{file}: {title}: legendFormat missing");
+        for (title, t) in targets(&d) {
+            let expr = t["expr"].as_str().unwrap_or("");
+            assert!(!expr.is_empty(), "{file}: {title}: empty expr");
+            for selector in expr.split('{').skip(1) {
+                let body = selector.split('}').next().unwrap_or("");
+                assert!(
+                    body.contains(r#"job=~"$job""#),
+                    "{file}: {title}: {expr}: selector without job"
+                );
+                assert!(
+                    body.contains(r#"instance=~"$instance""#),
+                    "{file}: {title}: {expr}: selector without instance"
+                );
             }
+            for func in ["rate(", "increase(", "changes("] {
+                for rest in expr.split(func).skip(1) {
+                    let range = rest.split('[').nth(1).and_then(|r| r.split(']').next());
+                    assert_eq!(range, Some("$__rate_interval"), "{file}: {title}: {expr}");
+                }
+            }
+            let legend = t["legendFormat"].as_str();
+            assert!(legend.is_some(), "{file}: {title}: legendFormat missing");
         }
     }
 }

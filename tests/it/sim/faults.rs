@@ -14,13 +14,15 @@ fn is_timeout(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
-/// Reads until `\r\n\r\n`; returns the head and any body bytes after it.
-fn read_head(s: &mut TcpStream) -> (String, Vec<u8>) {
+/// Reads until `\r\n\r\n`, asserts a 200 head; returns the head and any
+/// body bytes after it.
+fn read_ok_head(s: &mut TcpStream) -> (String, Vec<u8>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end + 4]).to_string();
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
             return (head, buf[end + 4..].to_vec());
         }
         let n = s.read(&mut chunk).expect("read the response head");
@@ -107,11 +109,12 @@ fn reset_starts_a_body_then_resets() {
 #[test]
 fn slow_drip_sends_a_byte_at_a_time() {
     let sim = Sim::start(&["--node", "slow-drip"]);
-    let mut s = raw_get(sim.nodes[0].addr(), paths::FORK_CHOICE);
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
-    let (head, mut body) = read_head(&mut s);
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let mut s = request(
+        &sim.nodes[0],
+        paths::FORK_CHOICE,
+        Duration::from_millis(200),
+    );
+    let (head, mut body) = read_ok_head(&mut s);
     assert!(!head.contains("Content-Length"), "{head}");
     let started = Instant::now();
     let mut buf = [0u8; 1024];
@@ -139,11 +142,8 @@ fn slow_drip_sends_a_byte_at_a_time() {
 #[test]
 fn oversized_streams_without_end() {
     let sim = Sim::start(&["--node", "oversized"]);
-    let mut s = raw_get(sim.nodes[0].addr(), paths::FORK_CHOICE);
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let (head, first) = read_head(&mut s);
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let mut s = request(&sim.nodes[0], paths::FORK_CHOICE, Duration::from_secs(5));
+    let (_head, first) = read_ok_head(&mut s);
     let mut total = first.len();
     let mut buf = vec![0u8; 256 * 1024];
     let deadline = Instant::now() + Duration::from_secs(20);

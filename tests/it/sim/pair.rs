@@ -57,6 +57,23 @@ fn fetch_all(sim: &Sim) -> Vec<Served> {
     )
 }
 
+/// A sim of `nodes` whose chain starts at `start_slot` and does not move
+/// while the test reads it (a slot a minute), and what each node serves.
+fn still_chain(nodes: &str, validators: &str, start_slot: &str) -> (Sim, Vec<Served>) {
+    let sim = Sim::start(&[
+        "--nodes",
+        nodes,
+        "--validators",
+        validators,
+        "--start-slot",
+        start_slot,
+        "--slot-ms",
+        "60000",
+    ]);
+    let served = fetch_all(&sim);
+    (sim, served)
+}
+
 fn verify(
     agreed: Checkpoint,
     s: &Served,
@@ -73,17 +90,11 @@ fn verify(
 
 #[test]
 fn downloaded_pairs_verify_and_pair_faults_are_refused_by_name() {
-    let sim = Sim::start(&[
-        "--nodes",
+    let (sim, served) = still_chain(
         "2:healthy,fork:30,lagging:2,block-mismatch,state-wrong-slot,trailing-bytes,no-block-route",
-        "--validators",
         "64",
-        "--start-slot",
         "40",
-        "--slot-ms",
-        "60000",
-    ]);
-    let served = fetch_all(&sim);
+    );
     let healthy = &served[0];
     let agreed = healthy.fork_choice.finalized;
     assert_eq!(agreed.slot, head_slot(&sim) - 3);
@@ -150,17 +161,7 @@ fn downloaded_pairs_verify_and_pair_faults_are_refused_by_name() {
 
 #[test]
 fn a_full_registry_on_a_long_chain_verifies() {
-    let sim = Sim::start(&[
-        "--nodes",
-        "1",
-        "--validators",
-        "4096",
-        "--start-slot",
-        "5000",
-        "--slot-ms",
-        "60000",
-    ]);
-    let served = fetch_all(&sim);
+    let (sim, served) = still_chain("1", "4096", "5000");
     let s = &served[0];
     let pair = verify(s.fork_choice.finalized, s).expect("verifies");
     let slot = pair.slot as usize;

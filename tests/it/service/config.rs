@@ -42,13 +42,18 @@ fn assert_file_rejected(
     (dir, p)
 }
 
-/// A valid upstreams file (its node need not exist: the flag checks come first).
-fn valid_file(dir: &TempDir) -> String {
+/// A valid upstreams file with command-line `flags`: rejected as by
+/// [`assert_rejected`]. Its node need not exist: the flag checks come first.
+fn assert_flags_rejected(what: &str, flags: &[&str], needles: &[&str]) {
+    let dir = TempDir::new();
     let p = dir.write(
         "ok.json",
         r#"{"upstreams":[{"name":"a","url":"http://127.0.0.1:9","path":"/status"}]}"#,
     );
-    p.display().to_string()
+    let p = p.display().to_string();
+    let mut args = vec!["--upstreams-config", p.as_str()];
+    args.extend_from_slice(flags);
+    assert_rejected(what, &args, needles);
 }
 
 #[test]
@@ -99,29 +104,18 @@ fn non_http_url_is_rejected_without_echoing_it() {
 
 #[test]
 fn zero_timeout_names_the_flag() {
-    let dir = TempDir::new();
-    let p = valid_file(&dir);
-    assert_rejected(
+    assert_flags_rejected(
         "zero timeout",
-        &["--upstreams-config", &p, "--timeout-ms", "0"],
+        &["--timeout-ms", "0"],
         &["command line", "--timeout-ms", "greater than 0"],
     );
 }
 
 #[test]
 fn connect_timeout_above_total_names_both_flags() {
-    let dir = TempDir::new();
-    let p = valid_file(&dir);
-    assert_rejected(
+    assert_flags_rejected(
         "connect timeout > total",
-        &[
-            "--upstreams-config",
-            &p,
-            "--timeout-ms",
-            "100",
-            "--connect-timeout-ms",
-            "200",
-        ],
+        &["--timeout-ms", "100", "--connect-timeout-ms", "200"],
         &["command line", "--connect-timeout-ms", "--timeout-ms"],
     );
 }

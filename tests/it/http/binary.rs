@@ -120,9 +120,7 @@ fn metrics_pass_promtool_check() {
 fn process_open_fds_matches_proc() {
     raise_own_fd_limit();
     let lp = start(&["--header-timeout-ms", "60000"]);
-    let idle: Vec<TcpStream> = (0..20)
-        .map(|_| TcpStream::connect(lp.addr).expect("connect"))
-        .collect();
+    let idle = idle_connections(lp.addr, 20);
     wait_until(
         Duration::from_secs(10),
         "20 idle connections accepted",
@@ -352,17 +350,11 @@ fn running_out_of_fds_does_not_stop_the_listener() {
         },
     )
     .expect("prlimit on the child");
-    let idle: Vec<TcpStream> = (0..100)
-        .map(|_| TcpStream::connect(lp.addr).expect("connect (kernel backlog)"))
-        .collect();
-    wait_until(
+    // Beyond the fd limit they wait in the kernel's backlog.
+    let idle = idle_connections(lp.addr, 100);
+    lp.proc.stderr_line(
+        |l| l.contains("accept() failed on the public listener"),
         Duration::from_secs(10),
-        "an accept() failure to be logged",
-        || {
-            lp.stderr()
-                .contains("accept() failed on the public listener")
-                .then_some(())
-        },
     );
     let held = fd_count(lp.pid());
     // Fds opened before the limit was lowered (or inherited) may sit above it.

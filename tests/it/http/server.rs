@@ -346,7 +346,7 @@ async fn the_connection_cap_holds_and_recovers() {
     let addr = srv.addr;
     let st = srv.state.clone();
     blocking(move || {
-        let mut idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).expect("connect")).collect();
+        let mut idle = idle_connections(addr, 4);
         wait_open(&st, 4, Duration::from_secs(5), "4 connections accepted");
         // The fifth gets through the kernel's backlog but is not accepted.
         let mut fifth = send_get(addr, "/lean/v0/health", true);

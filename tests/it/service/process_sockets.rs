@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::support::{dead_port, metric, wait_until, Leanpoint};
+use crate::support::{dead_port, idle_connections, metric, wait_until, Leanpoint};
 
 /// One scrape on a fresh connection that leanpoint closes after answering,
 /// so it is the only extra socket while /metrics is read.
@@ -69,9 +69,7 @@ fn idle_inbound_connections_are_counted_by_state() {
         .spawn();
     expect_counts(&lp, 1.0, 0);
 
-    let mut idle: Vec<TcpStream> = (0..25)
-        .map(|_| TcpStream::connect(("127.0.0.1", lp.port())).expect("connect"))
-        .collect();
+    let mut idle = idle_connections(lp.addr, 25);
     // 25 idle, the scrape's own connection (accepted, so counted) too.
     expect_counts(&lp, 26.0, 25);
 

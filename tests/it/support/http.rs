@@ -208,6 +208,14 @@ pub fn raw_request(addr: SocketAddr, head: &str) -> TcpStream {
     s
 }
 
+/// `n` connections to `addr` that never send a byte: idle clients holding
+/// a server's connection slots and fds. A connect that fails panics.
+pub fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {i} to {addr}: {e}")))
+        .collect()
+}
+
 /// [`raw_request`] of a plain GET for `path`.
 pub fn raw_get(addr: SocketAddr, path: &str) -> TcpStream {
     raw_request(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}"))

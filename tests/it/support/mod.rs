@@ -39,7 +39,9 @@ pub mod wait;
 pub use self::binary::{find_upstream, run_to_exit, run_to_exit_env, Leanpoint};
 pub use self::fixtures::{fixture, fixture_finalized, FixtureRoutes, Reply, Routes};
 pub use self::fs::{upstreams_json, TempDir};
-pub use self::http::{get_url, get_url_within, must_get, must_post, probe, raw_get, request, Resp};
+pub use self::http::{
+    get_url, get_url_within, idle_connections, must_get, must_post, probe, raw_get, request, Resp,
+};
 pub use self::metrics::{metric, metric_exact};
 pub use self::process::{Exit, Proc, BIN};
 pub use self::sim::{Sim, SimNode};

@@ -25,10 +25,34 @@ fn pair(f: crate::agreement::Finalized) -> ServedState {
     }
 }
 
-#[test]
-fn an_agreement_is_served_and_sent_to_the_fetcher() {
+/// Three upstreams, all agreeing on (9, root 1): the decision every test
+/// starts from.
+fn agreed_on_9() -> Arc<AppState> {
     let state = closed(3);
     state.apply(&agreed(3, fin(9, 1), false), &no_votes(3));
+    state
+}
+
+/// [`agreed_on_9`] with its pair installed: (9, root 1) is served.
+fn serving_9() -> Arc<AppState> {
+    let state = agreed_on_9();
+    state.install_state(pair(fin(9, 1)));
+    state
+}
+
+/// Asserts that (9, root 1) is still the finalized checkpoint, agreement is
+/// off and `last_error` says `why`; returns the view for further checks.
+fn held_at_9(state: &AppState, why: &str) -> ConsensusView {
+    let c = state.consensus();
+    assert_eq!(c.finalized, Some(fin(9, 1)));
+    assert!(!c.agreement);
+    assert_eq!(c.last_error.as_deref(), Some(why));
+    c
+}
+
+#[test]
+fn an_agreement_is_served_and_sent_to_the_fetcher() {
+    let state = agreed_on_9();
     let c = state.consensus();
     assert_eq!(c.finalized, Some(fin(9, 1)));
     assert_eq!(c.justified.map(|j| j.slot), Some(10));
@@ -45,17 +69,12 @@ fn an_agreement_is_served_and_sent_to_the_fetcher() {
 
 #[test]
 fn an_older_agreement_is_refused_and_nothing_served_changes() {
-    let state = closed(3);
-    state.apply(&agreed(3, fin(9, 1), false), &no_votes(3));
-    state.install_state(pair(fin(9, 1)));
+    let state = serving_9();
     let advanced = state.consensus().finalized_advanced_ms;
     state.apply(&agreed(2, fin(5, 1), false), &no_votes(3));
-    let c = state.consensus();
-    assert_eq!(c.finalized, Some(fin(9, 1)));
-    assert!(!c.agreement);
-    assert_eq!(
-        c.last_error.as_deref(),
-        Some("agreement on finalized slot 5 refused: slot 9 was already served")
+    let c = held_at_9(
+        &state,
+        "agreement on finalized slot 5 refused: slot 9 was already served",
     );
     assert_eq!(c.finalized_advanced_ms, advanced);
     assert_eq!(state.metrics.regressions_refused.get(), 1);
@@ -66,9 +85,7 @@ fn an_older_agreement_is_refused_and_nothing_served_changes() {
 
 #[test]
 fn a_contradicted_checkpoint_is_replaced_by_a_majority_and_its_pair_dropped() {
-    let state = closed(3);
-    state.apply(&agreed(3, fin(9, 1), false), &no_votes(3));
-    state.install_state(pair(fin(9, 1)));
+    let state = serving_9();
     state.apply(&agreed(2, fin(8, 2), true), &no_votes(3));
     let c = state.consensus();
     assert_eq!(c.finalized, Some(fin(8, 2)));
@@ -86,8 +103,7 @@ fn a_contradicted_checkpoint_is_replaced_by_a_majority_and_its_pair_dropped() {
 
 #[test]
 fn no_agreement_says_why_and_keeps_the_served_checkpoint() {
-    let state = closed(3);
-    state.apply(&agreed(3, fin(9, 1), false), &no_votes(3));
+    let state = agreed_on_9();
     let none = Decision {
         agreed: None,
         responding: 1,
@@ -95,12 +111,9 @@ fn no_agreement_says_why_and_keeps_the_served_checkpoint() {
         ..agreed(3, fin(9, 1), false)
     };
     state.apply(&none, &no_votes(3));
-    let c = state.consensus();
-    assert_eq!(c.finalized, Some(fin(9, 1)));
-    assert!(!c.agreement);
-    assert_eq!(
-        c.last_error.as_deref(),
-        Some("no consensus reached among upstreams (1 fresh of 3, 2 must agree)")
+    held_at_9(
+        &state,
+        "no consensus reached among upstreams (1 fresh of 3, 2 must agree)",
     );
     assert_eq!(state.metrics.consensus_reached.get(), 0);
     let conflict = Decision {
@@ -116,8 +129,7 @@ fn no_agreement_says_why_and_keeps_the_served_checkpoint() {
 
 #[test]
 fn a_pair_that_lost_the_race_is_not_installed() {
-    let state = closed(3);
-    state.apply(&agreed(3, fin(9, 1), false), &no_votes(3));
+    let state = agreed_on_9();
     state.install_state(pair(fin(8, 1)));
     assert!(state.served_state().is_none(), "older slot");
     state.install_state(pair(fin(9, 2)));

@@ -7,6 +7,13 @@ Scenarios (all by default, or name some on the command line):
   checkpoint  GET /lean/v0/states/finalized of a multi-MiB State, vs nginx
   faults      100 upstreams, 25 of them accept-hang, vs 100 healthy
   micro       cargo bench --bench micro
+  versus      ours vs the Zig leanpoint ($ZIG_LEANPOINT), 16 upstreams: CPU per
+              poll (keep-alive and closing upstreams), /metrics req/s
+  burst       256 and 1024 fresh connections fetching the State, vs nginx
+  bigstate    a 64 MiB State under 256 concurrent downloads
+  freshness   checkpoint lag at 1 s, 4 s, 10 s polls
+  timewait    scripts/scrape-cpu.sh (root): scrape CPU with 30,000 TIME_WAITs
+  (scripts/benchvs.py has the last five)
 
 Writes bench-results/results.json and bench-results/summary.md. BENCH_QUICK=1
 shortens every window (15 s polling instead of 60 s) for iteration. Each
@@ -25,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as lib  # noqa: E402
 import benchreport  # noqa: E402
 import benchsim as sim  # noqa: E402
+import benchvs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "bench-results")
@@ -47,10 +55,10 @@ def machine_busy():
     return (sum(v[:8]) - idle) / lib.CLK_TCK
 
 
-def start_leanpoint(upstreams, tag, extra=()):
+def start_leanpoint(upstreams, tag, extra=(), poll_ms=POLL_MS):
     port = lib.free_port()
     argv = [BIN, "--bind", "127.0.0.1", "--port", str(port),
-            "--upstreams-config", upstreams, "--poll-ms", str(POLL_MS),
+            "--upstreams-config", upstreams, "--poll-ms", str(poll_ms),
             "--log-level", "warn", *extra]
     p = lib.spawn(argv, os.path.join(LOGS, f"leanpoint-{tag}.log"))
     lib.wait_for("leanpoint /metrics", lambda: lib.http_get(port, "/metrics")[0] == 200,
@@ -291,18 +299,29 @@ def micro(results):
 
 
 def main():
-    want = sys.argv[1:] or ["polling", "scrape", "checkpoint", "faults", "micro"]
+    want = sys.argv[1:] or ["versus", "polling", "scrape", "burst", "bigstate", "freshness",
+                            "timewait", "checkpoint", "faults", "micro"]
+    known = {"polling", "scrape", "checkpoint", "faults", "micro", *benchvs.SCENARIOS}
+    if set(want) - known:
+        sys.exit(f"unknown scenario(s) {sorted(set(want) - known)}; known: {sorted(known)}")
+    ctx = benchvs.Ctx(BIN, OUT, LOGS, QUICK, start_leanpoint, scrape, polls_total,
+                      nginx_serving)
     os.makedirs(LOGS, exist_ok=True)
     lib.install_guards(limit_s=900 if QUICK else 2400)
     results = {"machine": lib.machine(), "quick": QUICK, "poll_ms": POLL_MS,
                "windows_s": {"polling": POLL_WINDOW, "scrape": SCRAPE_WINDOW,
                              "checkpoint": SERVE_WINDOW, "faults": FAULT_WINDOW}}
     results["machine"]["loadavg_before"] = open("/proc/loadavg").read().split()[:3]
+    if "versus" in want:
+        benchvs.versus(ctx, results)
     if "polling" in want:
         for n in (1, 100, 1000):
             polling_point(n, results, with_scrape=(n == 1000 and "scrape" in want))
     elif "scrape" in want:
         polling_point(1000, results, with_scrape=True)
+    for name in ("burst", "bigstate", "freshness", "timewait"):
+        if name in want:
+            benchvs.SCENARIOS[name](ctx, results)
     if "checkpoint" in want:
         checkpoint_bench(results)
     if "faults" in want:

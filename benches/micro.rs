@@ -17,14 +17,15 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use leanpoint::config::{AgreementRule, Cli, Config};
-use leanpoint::consensus::{self, Vote};
-use leanpoint::lean_api::{self, Checkpoint, Root};
-use leanpoint::lean_ssz;
-use leanpoint::metrics::{self, Metrics};
-use leanpoint::state::AppState;
+use leanpoint::agreement::{self, AgreementRule, Vote};
+use leanpoint::cli::Cli;
+use leanpoint::config::Config;
+use leanpoint::lean::api::{self, Checkpoint, Root};
+use leanpoint::lean::ssz;
+use leanpoint::served::verify;
+use leanpoint::service::AppState;
+use leanpoint::telemetry::{self, Metrics};
 use leanpoint::upstream::{Endpoint, ErrorKind, Observation, Source};
-use leanpoint::verify;
 use prometheus_client::registry::Registry;
 
 /// One measured case.
@@ -166,8 +167,8 @@ fn synthetic_fork_choice(nodes: u64) -> Vec<u8> {
 /// A finalized pair that verifies: the block at `slot` commits to the
 /// State's root and the State holds the block's header.
 fn synthetic_pair(slot: u64, validators: u64) -> (Root, bytes::Bytes, bytes::Bytes) {
-    use lean_ssz::{Block, BlockBody, Config, SignedBlock, SszBitlist, SszList, State, Validator};
-    let cp = |s: u64| lean_ssz::Checkpoint {
+    use ssz::{Block, BlockBody, Config, SignedBlock, SszBitlist, SszList, State, Validator};
+    let cp = |s: u64| ssz::Checkpoint {
         root: root_of(s).0,
         slot: s,
     };
@@ -200,15 +201,15 @@ fn synthetic_pair(slot: u64, validators: u64) -> (Root, bytes::Bytes, bytes::Byt
         justifications_roots: SszList::new(),
         justifications_validators: SszBitlist::new(),
     };
-    block.state_root = lean_ssz::htr(&state).0;
+    block.state_root = ssz::htr(&state).0;
     let signed = SignedBlock {
         block,
         proof: Default::default(),
     };
     (
-        lean_ssz::htr(&signed.block),
-        lean_ssz::encode(&signed).into(),
-        lean_ssz::encode(&state).into(),
+        ssz::htr(&signed.block),
+        ssz::encode(&signed).into(),
+        ssz::encode(&state).into(),
     )
 }
 
@@ -267,7 +268,7 @@ fn votes(n: usize, fallback_every: usize, lagging_every: usize) -> Vec<Option<Vo
                 }),
                 // A healthy node's fork-choice tree: its finalized block and a
                 // few descendants, one chain.
-                evidence: std::sync::Arc::new(leanpoint::ancestry::Evidence {
+                evidence: std::sync::Arc::new(leanpoint::agreement::ancestry::Evidence {
                     tree: (slot..=slot + 4).map(|s| (s, root_of(s))).collect(),
                     ..Default::default()
                 }),
@@ -315,7 +316,7 @@ fn polled_state(n: usize) -> std::sync::Arc<AppState> {
         .expect("flags");
     let config = Config::load(&cli.serve).expect("config");
     let _ = std::fs::remove_dir_all(&dir);
-    let state = leanpoint::build(config).expect("state");
+    let state = leanpoint::service::build(config).expect("state");
     let obs = Observation {
         source: Source::ForkChoice,
         head_slot: Some(103),
@@ -354,17 +355,17 @@ fn main() {
 
     let fc = fixture("advanced/fork_choice.json");
     r.case("parse_fork_choice", "fixture advanced (1.2 KB)", || {
-        lean_api::parse_fork_choice(black_box(&fc)).expect("fixture parses")
+        api::parse_fork_choice(black_box(&fc)).expect("fixture parses")
     });
     let fc_big = synthetic_fork_choice(2000);
     let label = format!("synthetic 2000 nodes ({} KB)", fc_big.len() / 1024);
     r.case("parse_fork_choice", &label, || {
-        lean_api::parse_fork_choice(black_box(&fc_big)).expect("synthetic parses")
+        api::parse_fork_choice(black_box(&fc_big)).expect("synthetic parses")
     });
 
     let st = fixture("advanced/states_finalized.ssz");
     r.case("validate_state", "fixture advanced (966 B)", || {
-        lean_api::validate_state(black_box(&st)).expect("fixture validates")
+        api::validate_state(black_box(&st)).expect("fixture validates")
     });
     let st_big = synthetic_state(100_000, 4_096);
     let label = format!(
@@ -372,7 +373,7 @@ fn main() {
         st_big.len() as f64 / 1048576.0
     );
     r.case("validate_state", &label, || {
-        lean_api::validate_state(black_box(&st_big)).expect("synthetic validates")
+        api::validate_state(black_box(&st_big)).expect("synthetic validates")
     });
 
     // The registry limit and a long-running devnet: 200000 slots of history.
@@ -384,23 +385,21 @@ fn main() {
     r.case("verify_pair", &label, || {
         verify::verify_pair(200_000, root, block.clone(), state.clone()).expect("pair verifies")
     });
-    r.case("lean_ssz::decode_state", &label, || {
-        lean_ssz::decode_state(black_box(&state)).expect("decodes")
+    r.case("ssz::decode_state", &label, || {
+        ssz::decode_state(black_box(&state)).expect("decodes")
     });
-    let decoded = lean_ssz::decode_state(&state).expect("decodes");
-    r.case("lean_ssz::htr(state)", &label, || {
-        lean_ssz::htr(black_box(&decoded))
-    });
+    let decoded = ssz::decode_state(&state).expect("decodes");
+    r.case("ssz::htr(state)", &label, || ssz::htr(black_box(&decoded)));
 
     let agree = votes(1000, usize::MAX, usize::MAX);
-    r.case("consensus::decide", "1000 upstreams, all agree", || {
-        consensus::decide(black_box(&agree), AgreementRule::ConfiguredMajority)
+    r.case("agreement::decide", "1000 upstreams, all agree", || {
+        agreement::decide(black_box(&agree), AgreementRule::ConfiguredMajority)
     });
     let mixed = votes(1000, 10, 20);
     r.case(
-        "consensus::decide",
+        "agreement::decide",
         "1000 upstreams, 10% slot-only, 5% lagging",
-        || consensus::decide(black_box(&mixed), AgreementRule::ConfiguredMajority),
+        || agreement::decide(black_box(&mixed), AgreementRule::ConfiguredMajority),
     );
 
     let polled = polled_state(1000);
@@ -429,19 +428,19 @@ fn main() {
     r.case("tcp states via sock_diag", &label, || {
         // An error (netlink not allowed here) is what the collector falls
         // back from; it must not fail the smoke run.
-        leanpoint::sockdiag::tcp_states(&mine).ok()
+        leanpoint::telemetry::sockdiag::tcp_states(&mine).ok()
     });
 
     let reg = busy_registry(1000);
-    let bytes = metrics::encode(&reg, false).expect("encode").len();
+    let bytes = telemetry::encode(&reg, false).expect("encode").len();
     let label = format!("1000 upstreams, classic text ({} KB)", bytes / 1024);
-    r.case("metrics::encode", &label, || {
-        metrics::encode(black_box(&reg), false).expect("encode")
+    r.case("telemetry::encode", &label, || {
+        telemetry::encode(black_box(&reg), false).expect("encode")
     });
-    let bytes = metrics::encode(&reg, true).expect("encode").len();
+    let bytes = telemetry::encode(&reg, true).expect("encode").len();
     let label = format!("1000 upstreams, OpenMetrics ({} KB)", bytes / 1024);
-    r.case("metrics::encode", &label, || {
-        metrics::encode(black_box(&reg), true).expect("encode")
+    r.case("telemetry::encode", &label, || {
+        telemetry::encode(black_box(&reg), true).expect("encode")
     });
 
     if let Some(path) = std::env::var_os("BENCH_MICRO_JSON") {

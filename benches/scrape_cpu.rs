@@ -15,7 +15,7 @@
 use std::hint::black_box;
 use std::net::{TcpListener, TcpStream};
 
-use leanpoint::tcp_sockets;
+use leanpoint::telemetry::tcp_sockets;
 
 fn cpu_ns() -> u128 {
     let mut t = libc::timespec {

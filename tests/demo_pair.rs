@@ -7,8 +7,8 @@ mod sim_support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use leanpoint::lean_api::{paths, Root};
-use leanpoint::verify::verify_pair;
+use leanpoint::lean::api::{paths, Root};
+use leanpoint::served::verify::verify_pair;
 use sim_support::{http, spawn, wait_for};
 
 /// The finalized checkpoint leanpoint reports in /status, once it has one.

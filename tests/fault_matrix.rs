@@ -333,7 +333,7 @@ fn check_failing(kind: &str, phase: Option<&str>, u: &Value, text: &str) {
 
 /// A node on another branch is never counted at the served checkpoint's
 /// slot or behind it. While finality advances, the served checkpoint is held
-/// by every fresh upstream *past* it (`consensus::hold`), and a forked node
+/// by every fresh upstream *past* it (`agreement::hold`), and a forked node
 /// one slot ahead is then counted too: no ancestry is known to tell it from
 /// a healthy node ahead. That is the one case it may stand as agreeing.
 fn check_fork(u: &Value, consensus: &Value, text: &str, seen: &mut Seen) {

@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use leanpoint::lean_api;
+use leanpoint::lean::api;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, FileFailurePersistence};
 
@@ -37,7 +37,7 @@ const DECODERS: &[(&str, Decoder, &str, &str)] = &[
     (
         "fork_choice",
         |b| {
-            lean_api::parse_fork_choice(b)
+            api::parse_fork_choice(b)
                 .map(drop)
                 .map_err(|e| e.to_string())
         },
@@ -47,7 +47,7 @@ const DECODERS: &[(&str, Decoder, &str, &str)] = &[
     (
         "checkpoint",
         |b| {
-            lean_api::parse_checkpoint(b)
+            api::parse_checkpoint(b)
                 .map(drop)
                 .map_err(|e| e.to_string())
         },
@@ -57,7 +57,7 @@ const DECODERS: &[(&str, Decoder, &str, &str)] = &[
     (
         "state_header",
         |b| {
-            lean_api::parse_state_header(b)
+            api::parse_state_header(b)
                 .map(drop)
                 .map_err(|e| e.to_string())
         },
@@ -66,11 +66,7 @@ const DECODERS: &[(&str, Decoder, &str, &str)] = &[
     ),
     (
         "state",
-        |b| {
-            lean_api::validate_state(b)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        },
+        |b| api::validate_state(b).map(drop).map_err(|e| e.to_string()),
         "advanced",
         "states_finalized.ssz",
     ),
@@ -172,7 +168,7 @@ fn json_decoders_excerpt_hostile_strings() {
             check(name, r.clone())?;
         }
         let cp = serde_json::json!({"slot": s, "root": s}).to_string();
-        check("checkpoint", lean_api::parse_checkpoint(cp.as_bytes()).map(drop).map_err(|e| e.to_string()))?;
+        check("checkpoint", api::parse_checkpoint(cp.as_bytes()).map(drop).map_err(|e| e.to_string()))?;
     });
 }
 

@@ -7,7 +7,7 @@ mod http_support;
 use axum::http::StatusCode;
 use http_support::oneshot::*;
 use http_support::*;
-use leanpoint::lean_api::{Checkpoint, Root};
+use leanpoint::lean::api::{Checkpoint, Root};
 use leanpoint::upstream::{ErrorKind, Observation, Source};
 use serde_json::Value;
 

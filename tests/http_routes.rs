@@ -164,7 +164,7 @@ async fn metrics_negotiates_format_and_counts_requests() {
     let text = get_path(&state, "/metrics").await;
     assert_eq!(
         text.header(header::CONTENT_TYPE),
-        Some(leanpoint::metrics::TEXT_CONTENT_TYPE)
+        Some(leanpoint::telemetry::TEXT_CONTENT_TYPE)
     );
     let t = text.text();
     for needle in [
@@ -197,7 +197,7 @@ async fn metrics_negotiates_format_and_counts_requests() {
     .await;
     assert_eq!(
         om.header(header::CONTENT_TYPE),
-        Some(leanpoint::metrics::OPENMETRICS_CONTENT_TYPE)
+        Some(leanpoint::telemetry::OPENMETRICS_CONTENT_TYPE)
     );
     assert!(om.text().ends_with("# EOF\n"));
 }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_support::*;
 use leanpoint::http::{serve_with, ServeOptions};
+use leanpoint::service::AppState;
 use leanpoint::shutdown::{self, Trigger};
-use leanpoint::state::AppState;
 use tokio::task::JoinHandle;
 
 struct Server {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::{header, StatusCode};
 use http_support::oneshot::*;
 use http_support::*;
-use leanpoint::lean_api::{Checkpoint, Root};
+use leanpoint::lean::api::{Checkpoint, Root};
 use leanpoint::upstream::{Endpoint, ErrorKind, Observation, Source, UpstreamError};
 
 fn observation(finalized_slot: u64) -> Observation {

@@ -38,7 +38,7 @@ async fn expect_counts(lp: &Leanpoint, established: f64, inbound: usize) {
     wait_until(&what, Duration::from_secs(15), async || {
         let text = scrape(port)?;
         let proc_inbound = lp.fds().iter().filter(|f| f.is_inbound_to(port)).count();
-        let all: Vec<(String, Option<f64>)> = leanpoint::tcp_sockets::STATES
+        let all: Vec<(String, Option<f64>)> = leanpoint::telemetry::tcp_sockets::STATES
             .iter()
             .map(|s| (s.to_string(), sockets(&text, s)))
             .collect();

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 
-use leanpoint::tcp_sockets::{self, STATES};
+use leanpoint::telemetry::tcp_sockets::{self, STATES};
 
 fn at(counts: &tcp_sockets::Counts, state: &str) -> i64 {
     let i = STATES.iter().position(|s| *s == state).expect("state");

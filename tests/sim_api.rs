@@ -7,7 +7,7 @@ mod sim_support;
 use std::io::Read;
 use std::time::Duration;
 
-use leanpoint::lean_api::{self, paths};
+use leanpoint::lean::api::{self, paths};
 use sim_support::{http, start_sim, wait_for, SimNode, TempFile};
 
 fn get(node: &SimNode, path: &str) -> (u16, String, Vec<u8>) {
@@ -67,7 +67,7 @@ fn healthy_nodes_agree_byte_for_byte_and_faulty_ones_differ() {
     let (head, fcs) = same_slot_fetch(&sim.admin, all, paths::FORK_CHOICE);
     let views: Vec<_> = fcs
         .iter()
-        .map(|(_, _, b)| lean_api::parse_fork_choice(b).expect("fork_choice parses"))
+        .map(|(_, _, b)| api::parse_fork_choice(b).expect("fork_choice parses"))
         .collect();
     let ok = &views[0];
     assert_eq!(
@@ -87,7 +87,7 @@ fn healthy_nodes_agree_byte_for_byte_and_faulty_ones_differ() {
 
     let (_, states) = same_slot_fetch(&sim.admin, all, paths::STATE_FINALIZED);
     for (i, (_, _, body)) in states.iter().enumerate() {
-        let h = lean_api::validate_state(body).unwrap_or_else(|e| panic!("node {i}: {e}"));
+        let h = api::validate_state(body).unwrap_or_else(|e| panic!("node {i}: {e}"));
         assert_eq!(
             h.slot, views[i].finalized.slot,
             "node {i}: state slot = finalized slot"
@@ -95,7 +95,7 @@ fn healthy_nodes_agree_byte_for_byte_and_faulty_ones_differ() {
         assert_eq!(body.len(), 228 + 32 * h.slot as usize + 1 + 112 * 4 + 1);
     }
     let (_, cps) = same_slot_fetch(&sim.admin, all, paths::JUSTIFIED);
-    let cp = lean_api::parse_checkpoint(&cps[0].2).expect("checkpoint");
+    let cp = api::parse_checkpoint(&cps[0].2).expect("checkpoint");
     assert_eq!(cp, ok.justified);
 
     let legacy = &sim.nodes[5];
@@ -110,7 +110,7 @@ fn healthy_nodes_agree_byte_for_byte_and_faulty_ones_differ() {
     }
     let (status, _, body) = get(legacy, paths::STATE_FINALIZED);
     assert_eq!(status, 200);
-    lean_api::validate_state(&body).expect("legacy state validates");
+    api::validate_state(&body).expect("legacy state validates");
     let (status, ct, body) = get(&sim.nodes[0], "/lean/v0/nonexistent");
     assert_eq!(
         (status, ct.as_str(), body.as_slice()),
@@ -215,12 +215,12 @@ fn http_level_faults() {
     let (status, ct, body) = get(&sim.nodes[0], paths::FORK_CHOICE);
     assert_eq!((status, ct.as_str()), (200, "application/json"));
     assert!(
-        lean_api::parse_fork_choice(&body).is_err(),
+        api::parse_fork_choice(&body).is_err(),
         "garbage does not parse"
     );
     let (status, _, body) = get(&sim.nodes[0], paths::STATE_FINALIZED);
     assert_eq!(status, 200);
-    assert!(lean_api::validate_state(&body).is_err());
+    assert!(api::validate_state(&body).is_err());
 
     let (status, _, body) = get(&sim.nodes[1], paths::FORK_CHOICE);
     assert_eq!((status, body.as_slice()), (502, &b"502: Bad Gateway"[..]));
@@ -250,6 +250,6 @@ async fn keep_alive_connections_are_reused() {
         let r = client.get(&url).send().await.expect("request");
         assert_eq!(r.status(), 200);
         let body = r.bytes().await.expect("body");
-        lean_api::parse_fork_choice(&body).expect("parses");
+        api::parse_fork_choice(&body).expect("parses");
     }
 }

@@ -7,7 +7,7 @@ use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use leanpoint::lean_api::paths;
+use leanpoint::lean::api::paths;
 use sim_support::{http, raw_get, start_sim, wait_for};
 
 fn is_timeout(e: &std::io::Error) -> bool {

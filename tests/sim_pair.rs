@@ -8,9 +8,9 @@ mod sim_support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use leanpoint::lean_api::{self, paths, Checkpoint, Root};
-use leanpoint::lean_ssz::{self, HistoricalHash};
-use leanpoint::verify::{verify_pair, VerifyError};
+use leanpoint::lean::api::{self, paths, Checkpoint, Root};
+use leanpoint::lean::ssz::{self, HistoricalHash};
+use leanpoint::served::verify::{verify_pair, VerifyError};
 use sim_support::{http, start_sim, wait_for, Sim, SimNode};
 
 fn get(node: &SimNode, path: &str) -> (u16, Bytes) {
@@ -26,7 +26,7 @@ fn head_slot(sim: &Sim) -> u64 {
 
 /// What one node served within one slot.
 struct Served {
-    fork_choice: lean_api::ForkChoiceView,
+    fork_choice: api::ForkChoiceView,
     fork_choice_json: serde_json::Value,
     block: (u16, Bytes),
     state: (u16, Bytes),
@@ -45,7 +45,7 @@ fn fetch_all(sim: &Sim) -> Vec<Served> {
                     let (status, fc) = get(n, paths::FORK_CHOICE);
                     assert_eq!(status, 200, "{}", n.behaviour);
                     Served {
-                        fork_choice: lean_api::parse_fork_choice(&fc).expect("fork choice"),
+                        fork_choice: api::parse_fork_choice(&fc).expect("fork choice"),
                         fork_choice_json: serde_json::from_slice(&fc).expect("JSON"),
                         block: get(n, paths::BLOCK_FINALIZED),
                         state: get(n, paths::STATE_FINALIZED),
@@ -57,7 +57,10 @@ fn fetch_all(sim: &Sim) -> Vec<Served> {
     )
 }
 
-fn verify(agreed: Checkpoint, s: &Served) -> Result<leanpoint::verify::VerifiedPair, VerifyError> {
+fn verify(
+    agreed: Checkpoint,
+    s: &Served,
+) -> Result<leanpoint::served::verify::VerifiedPair, VerifyError> {
     assert_eq!(s.block.0, 200);
     assert_eq!(s.state.0, 200);
     verify_pair(
@@ -103,7 +106,7 @@ fn downloaded_pairs_verify_and_pair_faults_are_refused_by_name() {
     let parent =
         Root::from_hex(finalized_node["parent_root"].as_str().expect("hex")).expect("root");
     assert_eq!(
-        lean_ssz::state_historical_block_hash(&healthy.state.1, agreed.slot - 1),
+        ssz::state_historical_block_hash(&healthy.state.1, agreed.slot - 1),
         Ok(HistoricalHash::Root(parent))
     );
     for w in nodes.windows(2) {

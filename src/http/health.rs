@@ -9,7 +9,7 @@
 //!   poller ticked recently. No upstream needs to answer.
 //! - /readyz: there is something to serve: fresh agreement and a cached State.
 
-use crate::state::{unix_ms, AppState};
+use crate::service::{unix_ms, AppState};
 
 /// Why the agreed data may not be served now, or None when it may: the
 /// Zig leanpoint's word for it, then the details. `no_upstreams`: no
@@ -60,7 +60,7 @@ fn agreement_detail(state: &AppState) -> Option<(&'static str, String)> {
 /// Open fds above `--fd-threshold` of the soft limit. Unknown usage (no
 /// procfs) is not a failure: the check cannot be made, the rest still can.
 pub fn fd_problem(state: &AppState) -> Option<String> {
-    let (open, limit) = crate::process::fd_usage()?;
+    let (open, limit) = crate::telemetry::process::fd_usage()?;
     let threshold = state.config.fd_threshold;
     let allowed = threshold * limit as f64;
     (open as f64 > allowed).then(|| {

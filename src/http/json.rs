@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::metrics::UpstreamState;
-use crate::state::{AppState, ConsensusView, UpstreamView};
+use crate::service::{AppState, ConsensusView, UpstreamView};
+use crate::telemetry::Standing;
 use crate::upstream::ErrorKind;
 
 /// The Zig leanpoint's /api/upstreams `consensus_threshold`: a percentage it
@@ -76,7 +76,7 @@ impl Status {
         let c = state.consensus();
         let served = state.served_state();
         let error_count = state.upstreams.iter().map(|u| u.view().error_count).sum();
-        let fds = crate::process::fd_usage();
+        let fds = crate::telemetry::process::fd_usage();
         let serving = served.is_some() && super::health::agreement_problem(state).is_none();
         Status {
             justified_slot: c.justified.map_or(0, |j| j.slot),
@@ -92,7 +92,7 @@ impl Status {
             agreeing: c.agreeing,
             disagreeing: c.by_standing[2] + c.by_standing[3] + c.by_standing[4],
             failing: c.failing,
-            standings: UpstreamState::ALL
+            standings: Standing::ALL
                 .iter()
                 .zip(c.by_standing)
                 .map(|(s, n)| (s.as_str(), n))
@@ -120,7 +120,7 @@ impl Status {
             served_contradicted: c.served_contradicted,
             serving,
             finalized_advanced_ms: c.finalized_advanced_ms,
-            now_ms: crate::state::unix_ms(),
+            now_ms: crate::service::unix_ms(),
             open_fds: fds.map(|f| f.0),
             max_fds: fds.map(|f| f.1),
         }
@@ -130,12 +130,12 @@ impl Status {
 /// `GET /api/upstreams`.
 #[derive(Serialize)]
 pub struct Upstreams {
-    pub upstreams: Vec<UpstreamEntry>,
+    pub upstreams: Vec<UpstreamRow>,
     pub consensus: ConsensusSummary,
 }
 
 #[derive(Serialize)]
-pub struct UpstreamEntry {
+pub struct UpstreamRow {
     // The Zig leanpoint's fields.
     pub name: String,
     /// Without credentials, query or fragment.
@@ -191,7 +191,7 @@ impl Upstreams {
         let upstreams = state
             .upstreams
             .iter()
-            .map(|slot| UpstreamEntry::new(&slot.config, &slot.view()))
+            .map(|slot| UpstreamRow::new(&slot.config, &slot.view()))
             .collect();
         let c = state.consensus();
         Upstreams {
@@ -201,10 +201,10 @@ impl Upstreams {
     }
 }
 
-impl UpstreamEntry {
-    fn new(config: &crate::config::Upstream, v: &UpstreamView) -> UpstreamEntry {
+impl UpstreamRow {
+    fn new(config: &crate::config::Upstream, v: &UpstreamView) -> UpstreamRow {
         let obs = v.observation.as_ref();
-        UpstreamEntry {
+        UpstreamRow {
             name: config.name.clone(),
             url: config.display_url.clone(),
             path: config.path.clone(),

@@ -40,10 +40,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::metrics::Metrics;
-use crate::reload::Live;
+use crate::service::reload::Live;
+use crate::service::AppState;
 use crate::shutdown::Shutdown;
-use crate::state::AppState;
+use crate::telemetry::Metrics;
 
 pub use routes::router;
 

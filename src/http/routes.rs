@@ -20,10 +20,10 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 use super::health;
 use super::json::{Status, Upstreams};
 pub use super::range::if_none_match;
-use crate::lean_api::{self, paths};
-use crate::metrics;
-use crate::reload::Live;
-use crate::state::AppState;
+use crate::lean::api::{self, paths};
+use crate::service::reload::Live;
+use crate::service::AppState;
+use crate::telemetry;
 
 type AppRef = Arc<AppState>;
 
@@ -230,8 +230,8 @@ async fn justified(State(state): State<AppRef>) -> Response {
 }
 
 /// `GET /lean/v0/health`: leanpoint's own API is up (the Lean API shape).
-async fn lean_health() -> Json<lean_api::Health> {
-    Json(lean_api::Health {
+async fn lean_health() -> Json<api::Health> {
+    Json(api::Health {
         status: "healthy",
         service: "lean-rpc-api",
     })
@@ -253,12 +253,12 @@ async fn metrics_text(State(state): State<AppRef>, headers: HeaderMap) -> Respon
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    match metrics::encode(&state.registry, openmetrics) {
+    match telemetry::encode(&state.registry, openmetrics) {
         Ok(body) => {
             let ct = if openmetrics {
-                metrics::OPENMETRICS_CONTENT_TYPE
+                telemetry::OPENMETRICS_CONTENT_TYPE
             } else {
-                metrics::TEXT_CONTENT_TYPE
+                telemetry::TEXT_CONTENT_TYPE
             };
             ([(header::CONTENT_TYPE, ct)], body).into_response()
         }

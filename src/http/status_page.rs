@@ -19,9 +19,9 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
-use super::json::{Status, UpstreamEntry, Upstreams};
-use crate::history::{CheckpointJson, HistoryJson};
-use crate::state::AppState;
+use super::json::{Status, UpstreamRow, Upstreams};
+use crate::service::history::{CheckpointJson, HistoryJson};
+use crate::service::AppState;
 
 /// The page's script, embedded at build time.
 const SCRIPT: &str = include_str!("status_page.js");
@@ -295,7 +295,7 @@ fn upstream_table(html: &mut String, u: &Upstreams) {
     html.push_str("</tbody></table>");
 }
 
-fn upstream_row(html: &mut String, u: &UpstreamEntry, agreed: Option<u64>) {
+fn upstream_row(html: &mut String, u: &UpstreamRow, agreed: Option<u64>) {
     let error = match (&u.last_error_kind, &u.last_error) {
         (Some(k), Some(e)) => format!("<code>{}</code> {}", escape(k), escape(e)),
         _ => "-".to_string(),

@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use leanpoint::lean_api::{self, paths};
+use leanpoint::lean::api::{self, paths};
 use serde_json::Value;
 
 use crate::http_support::{parse_response, Leanpoint, Resp};
@@ -170,7 +170,7 @@ pub fn node_state(node: &SimNode) -> (u64, Vec<u8>) {
         "",
     );
     assert_eq!(status, 200, "{} states/finalized", node.name);
-    let slot = lean_api::parse_state_header(&body)
+    let slot = api::parse_state_header(&body)
         .expect("node state header")
         .slot;
     (slot, body)
@@ -194,7 +194,7 @@ pub fn served_state(lp: &Leanpoint, within: Duration) -> Served {
         let r = must_probe(lp, paths::STATE_FINALIZED, Duration::from_secs(2));
         let after = json(lp, "/status");
         let problem = if r.status == 200 {
-            let header = lean_api::parse_state_header(&r.body)
+            let header = api::parse_state_header(&r.body)
                 .unwrap_or_else(|e| panic!("served State does not parse: {e}"));
             let agreed = after["finalized_slot"].as_u64().expect("finalized_slot");
             if before["finalized_slot"] == after["finalized_slot"] && header.slot == agreed {

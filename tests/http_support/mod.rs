@@ -16,10 +16,11 @@ pub mod oneshot;
 
 use bytes::Bytes;
 use clap::Parser;
-use leanpoint::config::{Cli, Config};
-use leanpoint::consensus::{Agreement, Decision, Vote};
-use leanpoint::lean_api::{Checkpoint, Root};
-use leanpoint::state::{AppState, ServedState};
+use leanpoint::agreement::{Agreement, Decision, Vote};
+use leanpoint::cli::Cli;
+use leanpoint::config::Config;
+use leanpoint::lean::api::{Checkpoint, Root};
+use leanpoint::service::{AppState, ServedState};
 
 /// Advanced fixture: finalized slot 9 and justified slot 10 roots.
 pub const FINALIZED_ROOT: &str =
@@ -73,7 +74,7 @@ pub fn config(extra: &[&str]) -> Config {
 }
 
 pub fn build(extra: &[&str]) -> Arc<AppState> {
-    leanpoint::build(config(extra)).expect("build AppState")
+    leanpoint::service::build(config(extra)).expect("build AppState")
 }
 
 /// Applies a decision in which every upstream agrees on the advanced
@@ -101,7 +102,7 @@ pub fn agree(state: &AppState) {
         responding: n,
         required: n / 2 + 1,
         conflict: false,
-        standings: vec![leanpoint::consensus::Standing::Agreeing; n],
+        standings: vec![leanpoint::agreement::Standing::Agreeing; n],
         wanted: Vec::new(),
         impossible: Vec::new(),
         served_contradicted: false,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use leanpoint::http::router;
-use leanpoint::state::AppState;
+use leanpoint::service::AppState;
 use serde_json::Value;
 use tower::ServiceExt;
 

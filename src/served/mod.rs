@@ -1,0 +1,7 @@
+//! What leanpoint serves for checkpoint sync, and the proof it needs first.
+//!
+//! - `verify`: `verify_pair`, the pure check that a (block, State) pair is
+//!   the agreed checkpoint: `htr(block)` is the agreed root and
+//!   `block.state_root` is `htr(state)`. Nothing unproven is ever served.
+
+pub mod verify;

@@ -1,0 +1,356 @@
+//! The finalized-pair cache.
+//!
+//! When the agreed finalized checkpoint changes, its SignedBlock and State
+//! are downloaded once, from one upstream that reports exactly that
+//! checkpoint (the next on failure), and installed only if
+//! `verify::verify_pair` proves them against the agreed root: the block's
+//! hash tree root is the agreed root and the State's is the block's
+//! state_root. A refused pair is named (metric, JSON, log) and nothing
+//! unverified is served. Polls never download whole states; this task is
+//! the only one that does, one download at a time, holding the upstream's
+//! `request_lock`.
+//!
+//! A checkpoint agreed by slot alone (every supporter a legacy upstream
+//! without fork_choice, so no root is known) has nothing to verify against:
+//! its State is served as the Zig leanpoint served it, marked unverified.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::lean::api::Root;
+use crate::served::verify::{verify_pair, VerifiedPair, VerifyError};
+use crate::service::{lock, unix_ms, AppState, ServedState, StateTarget};
+use crate::shutdown::Shutdown;
+use crate::upstream::is_not_found;
+
+/// Pause after the first round over all sources that gave no usable pair;
+/// doubled after each further round, up to the poll interval.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Proven pairs of checkpoints newer than the agreed one, kept for when the
+/// agreement reaches them: with polls spread over an interval, an upstream
+/// reporting the agreed checkpoint has often finalized the next by the
+/// time its pair is downloaded.
+const PENDING_PAIRS: usize = 4;
+
+/// A proven pair of a newer checkpoint and the upstream that sent it.
+type Pending = Vec<(VerifiedPair, usize)>;
+
+pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
+    let mut target_rx = state.state_target.subscribe();
+    let mut pending: Pending = Vec::new();
+    loop {
+        let target = *target_rx.borrow_and_update();
+        if let Some(target) = target {
+            let served = state.served_state();
+            let have = served.is_some_and(|s| {
+                s.slot == target.finalized.slot
+                    && (target.finalized.root.is_none() || s.root == target.finalized.root)
+            });
+            if !have && !install_pending(&state, target, &mut pending) {
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = fetch_until_done(&state, target, &mut target_rx, &mut pending) => {}
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            changed = target_rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Tries the sources in turn until one gives a verified pair for `target`,
+/// or the target changes (a newer agreement makes this one moot).
+async fn fetch_until_done(
+    state: &AppState,
+    target: StateTarget,
+    target_rx: &mut tokio::sync::watch::Receiver<Option<StateTarget>>,
+    pending: &mut Pending,
+) {
+    let mut pause = RETRY_AFTER;
+    // Kept over rounds: a block-less upstream's State is downloaded once per
+    // target, not once per round.
+    let mut spare = Spare::default();
+    loop {
+        for i in sources(state, target) {
+            if target_rx.has_changed().unwrap_or(true) {
+                return;
+            }
+            if try_one(state, target, i, &mut spare, pending).await {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = target_rx.changed() => return,
+        }
+        pause = pause
+            .saturating_mul(2)
+            .min(state.config.poll.max(RETRY_AFTER));
+    }
+}
+
+/// Supporters of the agreement that report exactly the agreed checkpoint:
+/// the finalized routes of one already past it serve a newer pair.
+fn sources(state: &AppState, target: StateTarget) -> Vec<usize> {
+    state
+        .supporters()
+        .into_iter()
+        .filter(|&i| {
+            state.upstreams[i].view().observation.is_some_and(|o| {
+                o.finalized_slot == target.finalized.slot
+                    && (o.finalized_root.is_none() || o.finalized_root == target.finalized.root)
+            })
+        })
+        .collect()
+}
+
+/// Halves of a pair kept from one source for the next: a block whose root
+/// matched when its upstream's State did not, and the State of a legacy
+/// upstream without the block route. Either is served only as part of a
+/// pair that `verify_pair` proves.
+#[derive(Default)]
+struct Spare {
+    block: Option<Bytes>,
+    state: Option<(Bytes, usize)>,
+}
+
+/// Downloads from upstream `i` and installs a pair if it is proven.
+async fn try_one(
+    state: &AppState,
+    target: StateTarget,
+    i: usize,
+    spare: &mut Spare,
+    pending: &mut Pending,
+) -> bool {
+    let upstream = &state.upstreams[i].config;
+    // One request in flight per upstream: wait for its poll to end.
+    let _request = state.upstreams[i].request_lock.lock().await;
+    let requester = state.requester(i);
+    let cap = state.config.max_state_bytes;
+    let block = match target.finalized.root {
+        None => None,
+        Some(_) => {
+            let deadline = Instant::now() + state.config.timeout;
+            match requester.fetch_block(cap, deadline).await {
+                Ok(b) => Some(b),
+                Err(e) if is_not_found(&e) && spare.block.is_some() => spare.block.clone(),
+                Err(e) if is_not_found(&e) => {
+                    // Its State may still be proven by another source's block.
+                    if spare.state.is_none() {
+                        let deadline = Instant::now()
+                            + download_budget(state.config.timeout, state.config.stale);
+                        state.metrics.state_fetches.inc();
+                        match requester.fetch_state(cap, deadline).await {
+                            Ok((bytes, _)) => spare.state = Some((bytes, i)),
+                            Err(e) => refuse(state, i, "fetch_failed", e.to_string()),
+                        }
+                    }
+                    refuse(state, i, "block_unavailable", "serves no /lean/v0/blocks/finalized (404); its State is served only with a block from another source".into());
+                    return false;
+                }
+                Err(e) => {
+                    refuse(state, i, "fetch_failed", e.to_string());
+                    return false;
+                }
+            }
+        }
+    };
+    if let (Some(root), Some(block), Some((bytes, from))) =
+        (target.finalized.root, &block, spare.state.clone())
+    {
+        if let Ok(pair) = verify_pair(target.finalized.slot, root, block.clone(), bytes) {
+            if descends_from_served(state, &pair.state, target.finalized.slot).is_ok() {
+                install_verified(state, from, target, pair);
+                return true;
+            }
+        }
+    }
+    state.metrics.state_fetches.inc();
+    // A state is larger than a poll's JSON: allow it the total deadline
+    // several times over, still bounded, and within half the stale window:
+    // this upstream's polls wait for the download, and its vote must not go
+    // stale meanwhile.
+    let deadline = Instant::now() + download_budget(state.config.timeout, state.config.stale);
+    let (bytes, header) = match requester.fetch_state(cap, deadline).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            refuse(state, i, "fetch_failed", e.to_string());
+            return false;
+        }
+    };
+    let (Some(root), Some(block)) = (target.finalized.root, block) else {
+        if header.slot != target.finalized.slot {
+            refuse(
+                state,
+                i,
+                "state_slot_mismatch",
+                format!(
+                    "state slot {} is not the agreed slot {} (upstream moved on)",
+                    header.slot, target.finalized.slot
+                ),
+            );
+            return false;
+        }
+        tracing::info!(upstream = %upstream.name, slot = header.slot, bytes = bytes.len(), "finalized state cached by slot alone (unverified: no root agreed)");
+        let etag = format!("\"slot-{}-{:016x}\"", header.slot, fnv1a(&bytes));
+        install(state, i, target, bytes, None, None, etag);
+        return true;
+    };
+    let pair = match verify_pair(target.finalized.slot, root, block.clone(), bytes.clone()) {
+        Ok(p) => p,
+        Err(VerifyError::BlockRootMismatch { .. })
+            if keep_newer(target, &block, bytes, i, pending) =>
+        {
+            refuse(state, i, "moved_on", "its finalized checkpoint moved past the agreed one; its proven pair is kept for when the agreement reaches it".into());
+            return false;
+        }
+        Err(e) => {
+            if e.kind().starts_with("state")
+                || matches!(e.kind(), "header_mismatch" | "validators_invalid")
+            {
+                spare.block = Some(block);
+            }
+            refuse(state, i, e.kind(), e.to_string());
+            return false;
+        }
+    };
+    if let Err(why) = descends_from_served(state, &pair.state, target.finalized.slot) {
+        refuse(state, i, "not_descendant", why);
+        return false;
+    }
+    tracing::info!(upstream = %upstream.name, slot = pair.slot, block_root = %pair.block_root, state_root = %pair.state_root, state_bytes = pair.state.len(), block_bytes = pair.block.len(), "verified finalized pair cached");
+    install_verified(state, i, target, pair);
+    true
+}
+
+/// Keeps the pair of a newer checkpoint if it proves itself (its block's own
+/// slot and root, then `verify_pair` against them).
+fn keep_newer(
+    target: StateTarget,
+    block: &Bytes,
+    state_bytes: Bytes,
+    i: usize,
+    pending: &mut Pending,
+) -> bool {
+    let Ok(signed) = crate::lean::ssz::decode_signed_block(block) else {
+        return false;
+    };
+    let (slot, root) = (signed.block.slot, crate::lean::ssz::htr(&signed.block));
+    if slot <= target.finalized.slot {
+        return false;
+    }
+    let Ok(pair) = verify_pair(slot, root, block.clone(), state_bytes) else {
+        return false;
+    };
+    pending.retain(|(p, _)| p.block_root != root);
+    pending.push((pair, i));
+    pending.sort_by_key(|(p, _)| std::cmp::Reverse(p.slot));
+    pending.truncate(PENDING_PAIRS);
+    true
+}
+
+/// Installs a kept pair if it is the agreed checkpoint's.
+fn install_pending(state: &AppState, target: StateTarget, pending: &mut Pending) -> bool {
+    pending.retain(|(p, _)| p.slot >= target.finalized.slot);
+    let Some(root) = target.finalized.root else {
+        return false;
+    };
+    let Some(pos) = pending
+        .iter()
+        .position(|(p, _)| p.slot == target.finalized.slot && p.block_root == root)
+    else {
+        return false;
+    };
+    let (pair, i) = pending.swap_remove(pos);
+    if descends_from_served(state, &pair.state, pair.slot).is_err() {
+        return false;
+    }
+    tracing::info!(upstream = %state.upstreams[i].config.name, slot = pair.slot, block_root = %pair.block_root, "verified finalized pair cached (downloaded ahead of the agreement)");
+    install_verified(state, i, target, pair);
+    true
+}
+
+/// Honest progress descends from what is served: the new State's own
+/// history holds the served root at the served slot.
+fn descends_from_served(state: &AppState, new_state: &[u8], slot: u64) -> Result<(), String> {
+    let Some(served) = state.served_state() else {
+        return Ok(());
+    };
+    let Some(root) = served.root.filter(|_| served.slot < slot) else {
+        return Ok(());
+    };
+    match crate::agreement::ancestry::history_entry(new_state, served.slot) {
+        Some(r) if r == root => Ok(()),
+        got => Err(format!(
+            "its history holds {} at the served slot {}, not the served root {root}",
+            got.map_or("nothing".to_string(), |r: Root| r.to_string()),
+            served.slot
+        )),
+    }
+}
+
+/// Installs a verified pair for `target`. Its ETag is the block root (which
+/// `verify_pair` proved to be the agreed root), so every replica serving this
+/// checkpoint answers conditional and range requests alike.
+fn install_verified(state: &AppState, i: usize, target: StateTarget, pair: VerifiedPair) {
+    let etag = format!("\"{}\"", pair.block_root);
+    install(
+        state,
+        i,
+        target,
+        pair.state,
+        Some(pair.block),
+        Some(pair.state_root),
+        etag,
+    );
+}
+
+fn install(
+    state: &AppState,
+    i: usize,
+    target: StateTarget,
+    bytes: Bytes,
+    block: Option<Bytes>,
+    state_root: Option<Root>,
+    etag: String,
+) {
+    lock(&state.upstreams[i].view).pair_error = None;
+    state.install_state(ServedState {
+        slot: target.finalized.slot,
+        root: target.finalized.root,
+        genesis_time: crate::agreement::ancestry::state_genesis_time(&bytes).unwrap_or(0),
+        bytes,
+        etag,
+        block,
+        state_root,
+        fetched_from: state.upstreams[i].config.name.clone(),
+        fetched_at_ms: unix_ms(),
+    });
+}
+
+/// Names a refused pair (or part of one) in the log, the metrics and the
+/// upstream's JSON.
+fn refuse(state: &AppState, i: usize, kind: &'static str, message: String) {
+    let name = &state.upstreams[i].config.name;
+    state.metrics.state_fetch_failures.inc();
+    state.metrics.pair.failure(name, kind);
+    tracing::warn!(upstream = %name, kind, error = %message, "finalized pair refused; trying the next source");
+    lock(&state.upstreams[i].view).pair_error = Some((kind, message));
+}
+
+fn download_budget(timeout: Duration, stale: Duration) -> Duration {
+    timeout.saturating_mul(4).min(stale / 2).max(timeout)
+}
+
+/// FNV-1a: a stable ETag for a State served by slot alone (no agreed root).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}

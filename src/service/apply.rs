@@ -125,6 +125,13 @@ impl AppState {
             if c.finalized.map(|f| f.slot) != Some(candidate.slot) {
                 c.finalized_advanced_ms = now_ms;
                 m.finalized_advanced.set(now_ms as f64 / 1000.0);
+                // The supporters' latest poll is the one that completed the
+                // majority (decisions come a batch after polls, not later).
+                c.majority_at = agreed
+                    .supporters
+                    .iter()
+                    .filter_map(|&i| lock(&self.upstreams[i].view).observed_at)
+                    .max();
             }
             let backwards = c.finalized.is_some_and(|f| candidate.slot <= f.slot);
             c.finalized = Some(candidate);
@@ -271,7 +278,8 @@ impl AppState {
     /// Installs a pair if it is the pair of the checkpoint served now (a
     /// pair that lost a race with a newer agreement is dropped).
     pub fn install_state(&self, s: ServedState) {
-        let finalized = self.consensus().finalized;
+        let c = self.consensus();
+        let finalized = c.finalized;
         if finalized.map(|f| f.slot) != Some(s.slot)
             || finalized.is_some_and(|f| f.root.is_some() && f.root != s.root)
         {
@@ -279,6 +287,11 @@ impl AppState {
         }
         let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
         let m = &self.metrics;
+        if served.as_ref().map(|p| p.slot) != Some(s.slot) {
+            if let Some(at) = c.majority_at {
+                m.checkpoint_freshness.observe(at.elapsed().as_secs_f64());
+            }
+        }
         m.served_state_slot.set(s.slot as i64);
         m.served_state_bytes.set(s.bytes.len() as i64);
         m.pair

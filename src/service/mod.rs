@@ -143,6 +143,9 @@ pub struct ConsensusView {
     pub last_agreement_ms: u64,
     pub last_decision_ms: u64,
     pub finalized_advanced_ms: u64,
+    /// When the poll that gave `finalized` its majority ended: where
+    /// leanpoint_checkpoint_freshness_seconds starts.
+    pub majority_at: Option<Instant>,
     pub responding: usize,
     pub required: usize,
     pub agreeing: usize,

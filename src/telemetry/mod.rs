@@ -41,6 +41,12 @@ const LATENCY_BUCKETS: [f64; 12] = [
 /// a slow client can take a minute.
 const HTTP_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 60.0];
 
+/// Freshness buckets, seconds: from a decision batch after the poll (tens of
+/// ms) to a large State's download over a slow link.
+const FRESHNESS_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -357,6 +363,9 @@ pub struct Metrics {
     pub finalized_advanced: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub regressions_refused: Counter,
     pub served_state_slot: Gauge,
+    /// From the poll that completed a majority for a new finalized
+    /// checkpoint to its verified pair being served.
+    pub checkpoint_freshness: Histogram,
     pub served_state_bytes: Gauge,
     pub state_fetches: Counter,
     pub state_fetch_failures: Counter,
@@ -524,6 +533,12 @@ impl Metrics {
         );
         let regressions_refused = Counter::default();
         r.register("finalized_regressions_refused", "Decisions that pointed at an older or conflicting finalized checkpoint and were not served", regressions_refused.clone());
+        let checkpoint_freshness = Histogram::new(FRESHNESS_BUCKETS);
+        r.register(
+            "checkpoint_freshness_seconds",
+            "Seconds from the poll that gave a new finalized checkpoint its majority to the first serving of its verified pair",
+            checkpoint_freshness.clone(),
+        );
         let served_state_slot = Gauge::default();
         r.register(
             "served_state_slot",
@@ -607,6 +622,7 @@ impl Metrics {
             finalized_advanced,
             regressions_refused,
             served_state_slot,
+            checkpoint_freshness,
             served_state_bytes,
             state_fetches,
             state_fetch_failures,

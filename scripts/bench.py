@@ -37,7 +37,8 @@ import benchvs  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "bench-results")
 LOGS = os.path.join(OUT, "logs")
-BIN = os.path.join(ROOT, "target", "release", "leanpoint")
+# LEANPOINT_BENCH_BIN: another build of ours (an A/B of a change).
+BIN = os.environ.get("LEANPOINT_BENCH_BIN") or os.path.join(ROOT, "target", "release", "leanpoint")
 QUICK = os.environ.get("BENCH_QUICK", "0") not in ("", "0")
 
 POLL_WINDOW = 15 if QUICK else 60

@@ -14,10 +14,10 @@ import benchlib as lib
 LARGE_STATE = ["--validators", "4096", "--start-slot", "100000", "--slot-ms", "3600000"]
 
 
-# A 64 MiB State: 4096 validators and 131072 pending justification roots of
-# a vote bit per validator each (64 MiB of bits), on a short history.
+# A 64 MiB State: 4096 validators and 123000 pending justification roots,
+# 32 bytes and a vote bit per validator each (544 bytes), on a short history.
 BIG_STATE = ["--validators", "4096", "--start-slot", "1000", "--slot-ms", "3600000",
-             "--justification-roots", "131072"]
+             "--justification-roots", "123000"]
 
 
 def start(binary, logs, n, tag, hung=0, large_state=False, big_state=False, extra=()):

@@ -126,31 +126,34 @@ http {{
 def _cpu_per_poll(ctx, n, window, ours, zig):
     """One window with ours and (if given) Zig polling the same upstreams."""
     lp, port = ours
-    a = lib.Sample(lp.pid)
     a_polls = ctx.scrape_polls(port)
-    za = lib.Sample(zig[0].pid) if zig else None
+    a, a_cpu = lib.Sample(lp.pid), lib.cpu_exact_s(lp.pid)
+    za = lib.cpu_exact_s(zig[0].pid) if zig else None
     t0_ms = time.time() * 1000
     busy0 = machine_busy()
     time.sleep(window)
     t1_ms = time.time() * 1000
     busy1 = machine_busy()
-    b = lib.Sample(lp.pid)
+    b, b_cpu = lib.Sample(lp.pid), lib.cpu_exact_s(lp.pid)
+    zb = lib.cpu_exact_s(zig[0].pid) if zig else None
+    zrss = lib.Sample(zig[0].pid).rss_kib if zig else None
+    # The closing scrape's own CPU is outside the window: it comes after.
     b_polls = ctx.scrape_polls(port)
-    zb = lib.Sample(zig[0].pid) if zig else None
     wall = b.t - a.t
     polls = b_polls - a_polls
+    cpu = b_cpu - a_cpu
     res = {"window_s": round(wall, 1), "ours_polls": int(polls),
-           "ours_cpu_s": round(b.cpu_s - a.cpu_s, 3),
-           "ours_us_per_poll": round(1e6 * (b.cpu_s - a.cpu_s) / polls, 1) if polls else None,
+           "ours_cpu_s": round(cpu, 4),
+           "ours_us_per_poll": round(1e6 * cpu / polls, 1) if polls else None,
            "ours_rss_mib": round(b.rss_kib / 1024, 1)}
-    other = (busy1 - busy0) - (b.cpu_s - a.cpu_s)
+    other = (busy1 - busy0) - cpu
     if zig:
         zpolls = zig_polls(zig[2], n, t0_ms, t1_ms)
-        zcpu = zb.cpu_s - za.cpu_s
+        zcpu = zb - za
         other -= zcpu
-        res.update(zig_polls=zpolls, zig_cpu_s=round(zcpu, 3),
+        res.update(zig_polls=zpolls, zig_cpu_s=round(zcpu, 4),
                    zig_us_per_poll=round(1e6 * zcpu / zpolls, 1) if zpolls else None,
-                   zig_rss_mib=round(zb.rss_kib / 1024, 1))
+                   zig_rss_mib=round(zrss / 1024, 1))
         if res["ours_us_per_poll"] and res["zig_us_per_poll"]:
             res["ratio_ours_to_zig"] = round(res["ours_us_per_poll"] / res["zig_us_per_poll"], 2)
     res["machine_busy_pct_except_ours_and_zig"] = round(100 * other / wall, 1)

@@ -289,14 +289,54 @@ def fault_point(hung, results):
 
 
 def micro(results):
+    """cargo bench --bench micro (divan), its table parsed: one row per case
+    (a case with arguments gives one row per argument)."""
     import subprocess
 
-    path = os.path.join(OUT, "micro.json")
-    env = dict(os.environ, BENCH_MICRO_JSON=path)
-    subprocess.run(["cargo", "bench", "--locked", "--bench", "micro"], cwd=ROOT, env=env,
-                   check=True, timeout=900)
-    with open(path) as f:
-        results["micro"] = json.load(f)
+    r = subprocess.run(["cargo", "bench", "--locked", "--bench", "micro"], cwd=ROOT,
+                       capture_output=True, text=True, check=True, timeout=900)
+    with open(os.path.join(LOGS, "micro.txt"), "w") as f:
+        f.write(r.stdout)
+    results["micro"] = parse_divan(r.stdout)
+
+
+_UNITS_NS = {"ns": 1.0, "µs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def parse_divan(text):
+    rows, parent = [], None
+    for line in text.splitlines():
+        if "│" not in line or "fastest" in line:
+            continue
+        # Arguments are nested: "│  ├─ arg" under a case, "   ╰─ arg" under the last.
+        depth = 1 if line.startswith(("│ ", "   ")) else 0
+        if line.startswith("│ "):
+            line = line[1:]
+        cols = [c.strip() for c in line.split("│")]
+        head = cols[0]
+        parts = head.replace("├─", "").replace("╰─", "").replace("│", "").split()
+        if not parts:
+            continue
+        name = parts[0]
+        fastest = " ".join(parts[1:])
+        if not fastest:  # a case whose rows are its arguments
+            parent = name
+            continue
+        full = f"{parent}({name})" if depth == 1 and parent else name
+        if depth == 0:
+            parent = None
+
+        def ns(t):
+            v, _, u = t.partition(" ")
+            try:
+                return float(v) * _UNITS_NS.get(u, 1.0)
+            except ValueError:
+                return None
+
+        rows.append({"name": full, "fastest_ns": ns(fastest), "slowest_ns": ns(cols[1]),
+                     "median_ns": ns(cols[2]), "mean_ns": ns(cols[3]),
+                     "samples": cols[4], "iters": cols[5] if len(cols) > 5 else ""})
+    return rows
 
 
 def main():

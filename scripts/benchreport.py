@@ -131,10 +131,12 @@ def faults(rows, window):
 
 
 def micro(rows):
-    out = ["### Micro-benchmarks (cargo bench --bench micro; median of the samples)", "",
-           "| function | input | median | min | max |", "|---|---|---:|---:|---:|"]
+    out = ["### Micro-benchmarks (cargo bench --bench micro, divan)", "",
+           "| case | fastest | median | mean | samples |", "|---|---:|---:|---:|---:|"]
 
     def h(ns):
+        if ns is None:
+            return "n/a"
         if ns >= 1e6:
             return f"{ns / 1e6:.2f} ms"
         if ns >= 1e3:
@@ -142,8 +144,8 @@ def micro(rows):
         return f"{ns:.0f} ns"
 
     for r in rows:
-        out.append(f"| {r['name']} | {r['input']} | {h(r['median_ns'])} | {h(r['min_ns'])} | "
-                   f"{h(r['max_ns'])} |")
+        out.append(f"| {r['name']} | {h(r['fastest_ns'])} | {h(r['median_ns'])} | "
+                   f"{h(r['mean_ns'])} | {r['samples']} |")
     return out
 
 

@@ -22,6 +22,7 @@ printed. Everything listens on 127.0.0.1 and is stopped on exit (benchlib).
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -327,6 +328,8 @@ def freshness_point(ctx, poll_ms, slot_ms, window):
     def finalized_at(s):  # when slot s became finalized (head s+3)
         return t_edge + (s + 3 - h_edge) * slot_ms / 1000
 
+    # Polls start when leanpoint does: at a random phase of the slot.
+    time.sleep(random.uniform(0, slot_ms / 1000))
     lp, port = ctx.start_leanpoint(ups, tag, poll_ms=poll_ms)
     lib.wait_for("a served State", lambda: _slot_of(port), 60, proc=lp)
     before = _freshness_buckets(ctx, port)
@@ -379,11 +382,12 @@ def _freshness_buckets(ctx, port):
 def freshness(ctx, results):
     rows = []
     for poll_ms in (1000, 4000, 10000):
-        # Lean devnets' 4 s slots. Every checkpoint counts, served or
-        # skipped (a 10 s poll skips some): its lag is until ours serves it
-        # or a later one.
-        window = max(20, 4 * poll_ms // 1000) // (2 if ctx.quick else 1)
-        r = freshness_point(ctx, poll_ms, 4000, window)
+        # 2.3 s slots: no multiple of any poll interval, so the polls meet
+        # the finalizations at every phase over a window. Every checkpoint
+        # counts, served or skipped (longer polls skip some): its lag is
+        # until ours serves it or a later one.
+        window = {1000: 30, 4000: 40, 10000: 60}[poll_ms] // (2 if ctx.quick else 1)
+        r = freshness_point(ctx, poll_ms, 2300, window)
         rows.append(r)
         print(f"freshness {poll_ms} ms: {json.dumps(r)}", flush=True)
     results["freshness"] = rows

@@ -330,7 +330,10 @@ def freshness_point(ctx, poll_ms, slot_ms, window):
 
     # Polls start when leanpoint does: at a random phase of the slot.
     time.sleep(random.uniform(0, slot_ms / 1000))
-    lp, port = ctx.start_leanpoint(ups, tag, poll_ms=poll_ms)
+    # --slot-ms: ours refuses finalized slots past what the chain's clock
+    # allows, and the default is 4 s.
+    lp, port = ctx.start_leanpoint(ups, tag, poll_ms=poll_ms,
+                                   extra=["--slot-ms", str(slot_ms)])
     lib.wait_for("a served State", lambda: _slot_of(port), 60, proc=lp)
     before = _freshness_buckets(ctx, port)
     seen = {}  # served slot -> first time seen

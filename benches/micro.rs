@@ -1,22 +1,22 @@
 //! Micro-benchmarks of leanpoint's hot pure functions: fork-choice parsing,
-//! State validation, pair verification (SSZ decoding and hash tree roots),
-//! the agreement decision and /metrics encoding.
+//! State validation, pair verification (SSZ decoding and hash tree roots,
+//! up to a 64 MiB State), the agreement decision and /metrics encoding.
 //!
-//! A hand-written timing loop (warm-up, calibrated iterations per sample,
-//! median of several samples, `black_box`) instead of criterion: criterion's
-//! dependency tree would be compiled in every CI build, because
-//! `cargo test --all-targets` builds bench targets too.
-//!
-//! `cargo bench --bench micro [-- NAME...]` measures (all cases, or those
-//! whose name contains one of the NAMEs; `BENCH_QUICK=1` for shorter samples;
-//! `BENCH_MICRO_JSON=path` also writes the results as JSON). Under
-//! `cargo test` (no `--bench` argument) every case runs once as a smoke test,
-//! so the test suite stays fast while still checking the cases work.
+//! divan: `cargo bench --bench micro [-- FILTER...]` measures (FILTER is a
+//! regex over the benchmark paths, e.g. `verify`); divan prints fastest,
+//! slowest, median and mean per case. Under `cargo test --all-targets` (no
+//! `--bench` argument) every case runs once, as a smoke test, with the
+//! 64 MiB State cut down, so the test suite stays cheap; the arguments
+//! `cargo test` passes on (`--test-threads=2`) are not divan's and are not
+//! parsed then.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use clap::Parser;
+use divan::Bencher;
 use leanpoint::agreement::{self, AgreementRule, Vote};
 use leanpoint::cli::Cli;
 use leanpoint::config::Config;
@@ -28,104 +28,15 @@ use leanpoint::telemetry::{self, Metrics};
 use leanpoint::upstream::{Endpoint, ErrorKind, Observation, Report, Source};
 use prometheus_client::registry::Registry;
 
-/// One measured case.
-struct Measured {
-    name: String,
-    input: String,
-    median_ns: f64,
-    min_ns: f64,
-    max_ns: f64,
-    iters_per_sample: u64,
-    samples: usize,
-}
+/// Set under `cargo test`: large inputs are built small (each case runs once).
+static SMOKE: AtomicBool = AtomicBool::new(false);
 
-/// Runs cases either as measurements or, under `cargo test`, once each.
-struct Runner {
-    measure: bool,
-    /// Substrings of case names to run (all when empty).
-    filters: Vec<String>,
-    sample: Duration,
-    samples: usize,
-    results: Vec<Measured>,
-}
-
-impl Runner {
-    fn case<T>(&mut self, name: &str, input: &str, mut f: impl FnMut() -> T) {
-        if !self.filters.is_empty() && !self.filters.iter().any(|p| name.contains(p.as_str())) {
-            return;
-        }
-        if !self.measure {
-            black_box(f());
-            println!("smoke ok: {name} ({input})");
-            return;
-        }
-        // Warm-up doubles as calibration: how many calls fill a sample.
-        let warm = Instant::now();
-        let mut calls = 0u64;
-        while warm.elapsed() < self.sample / 2 || calls < 3 {
-            black_box(f());
-            calls += 1;
-        }
-        let per_call = warm.elapsed().as_secs_f64() / calls as f64;
-        let iters = ((self.sample.as_secs_f64() / per_call) as u64).max(1);
-        let mut per_iter: Vec<f64> = (0..self.samples)
-            .map(|_| {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    black_box(f());
-                }
-                t.elapsed().as_nanos() as f64 / iters as f64
-            })
-            .collect();
-        per_iter.sort_by(f64::total_cmp);
-        let m = Measured {
-            name: name.to_string(),
-            input: input.to_string(),
-            median_ns: per_iter[per_iter.len() / 2],
-            min_ns: per_iter[0],
-            max_ns: per_iter[per_iter.len() - 1],
-            iters_per_sample: iters,
-            samples: self.samples,
-        };
-        println!(
-            "{:<34} {:<44} median {:>12} (min {}, max {}; {} x {} iters)",
-            m.name,
-            m.input,
-            human(m.median_ns),
-            human(m.min_ns),
-            human(m.max_ns),
-            m.samples,
-            m.iters_per_sample
-        );
-        self.results.push(m);
-    }
-
-    fn write_json(&self, path: &str) {
-        let rows: Vec<serde_json::Value> = self
-            .results
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "name": m.name, "input": m.input, "median_ns": m.median_ns,
-                    "min_ns": m.min_ns, "max_ns": m.max_ns,
-                    "iters_per_sample": m.iters_per_sample, "samples": m.samples,
-                })
-            })
-            .collect();
-        let text = serde_json::to_string_pretty(&rows).unwrap_or_default();
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("micro: cannot write {path}: {e}");
-        }
-    }
-}
-
-fn human(ns: f64) -> String {
-    if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.2} µs", ns / 1e3)
+fn main() {
+    if std::env::args().any(|a| a == "--bench") {
+        divan::Divan::from_args().main();
     } else {
-        format!("{ns:.0} ns")
+        SMOKE.store(true, Ordering::Relaxed);
+        divan::Divan::default().test_benches();
     }
 }
 
@@ -167,11 +78,22 @@ fn synthetic_fork_choice(nodes: u64) -> Vec<u8> {
 /// A finalized pair that verifies: the block at `slot` commits to the
 /// State's root and the State holds the block's header.
 fn synthetic_pair(slot: u64, validators: u64) -> (Root, bytes::Bytes, bytes::Bytes) {
+    synthetic_pair_with(slot, validators, 0)
+}
+
+/// [`synthetic_pair`] with `pending` justifications collecting votes (a
+/// root and a vote bit per validator each): how a State reaches tens of MiB.
+fn synthetic_pair_with(
+    slot: u64,
+    validators: u64,
+    pending: u64,
+) -> (Root, bytes::Bytes, bytes::Bytes) {
     use ssz::{Block, BlockBody, Config, SignedBlock, SszBitlist, SszList, State, Validator};
     let cp = |s: u64| ssz::Checkpoint {
         root: root_of(s).0,
         slot: s,
     };
+    let votes = pending * validators;
     let validators: Vec<Validator> = (0..validators)
         .map(|index| Validator {
             attestation_public_key: [0x11; 52],
@@ -198,8 +120,11 @@ fn synthetic_pair(slot: u64, validators: u64) -> (Root, bytes::Bytes, bytes::Byt
         .expect("within the history limit"),
         justified_slots: SszBitlist::with_length(2).expect("2 bits"),
         validators: SszList::try_from(validators).expect("within the registry limit"),
-        justifications_roots: SszList::new(),
-        justifications_validators: SszBitlist::new(),
+        justifications_roots: SszList::try_from(
+            (0..pending).map(|i| root_of(i).0).collect::<Vec<_>>(),
+        )
+        .expect("within the history limit"),
+        justifications_validators: votes_bitlist(votes),
     };
     block.state_root = ssz::htr(&state).0;
     let signed = SignedBlock {
@@ -211,6 +136,15 @@ fn synthetic_pair(slot: u64, validators: u64) -> (Root, bytes::Bytes, bytes::Byt
         ssz::encode(&signed).into(),
         ssz::encode(&state).into(),
     )
+}
+
+/// A bitlist of `bits` bits, a quarter of them set, built from its SSZ
+/// bytes (setting half a billion bits one by one takes long).
+fn votes_bitlist(bits: u64) -> ssz::SszBitlist<{ ssz::JUSTIFICATION_VOTES_LIMIT }> {
+    let mut b = vec![0x11u8; (bits / 8 + 1) as usize];
+    let last = (bits / 8) as usize;
+    b[last] = (b[last] & ((1u8 << (bits % 8)) - 1)) | (1 << (bits % 8));
+    libssz::SszDecode::from_ssz_bytes(&b).expect("a bitlist within the limit")
 }
 
 /// A structurally valid State at `slot` with `validators` validators (the
@@ -334,118 +268,149 @@ fn polled_state(n: usize) -> std::sync::Arc<AppState> {
     state
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let measure = args.iter().any(|a| a == "--bench");
-    // `cargo bench --bench micro -- encode` runs only the matching cases.
-    let filters = args
-        .iter()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .cloned()
-        .collect();
-    let quick = std::env::var_os("BENCH_QUICK").is_some_and(|v| v != "0");
-    let mut r = Runner {
-        measure,
-        filters,
-        sample: Duration::from_millis(if quick { 40 } else { 200 }),
-        samples: if quick { 5 } else { 11 },
-        results: Vec::new(),
-    };
+// --- fork choice and State validation
 
-    let fc = fixture("advanced/fork_choice.json");
-    r.case("parse_fork_choice", "fixture advanced (1.2 KB)", || {
-        api::parse_fork_choice(black_box(&fc)).expect("fixture parses")
-    });
-    let fc_big = synthetic_fork_choice(2000);
-    let label = format!("synthetic 2000 nodes ({} KB)", fc_big.len() / 1024);
-    r.case("parse_fork_choice", &label, || {
-        api::parse_fork_choice(black_box(&fc_big)).expect("synthetic parses")
-    });
+static FORK_CHOICE: LazyLock<Vec<u8>> = LazyLock::new(|| fixture("advanced/fork_choice.json"));
+static FORK_CHOICE_2000: LazyLock<Vec<u8>> = LazyLock::new(|| synthetic_fork_choice(2000));
 
-    let st = fixture("advanced/states_finalized.ssz");
-    r.case("validate_state", "fixture advanced (966 B)", || {
-        api::validate_state(black_box(&st)).expect("fixture validates")
-    });
-    let st_big = synthetic_state(100_000, 4_096);
-    let label = format!(
-        "synthetic slot 100000, 4096 validators ({:.1} MiB)",
-        st_big.len() as f64 / 1048576.0
-    );
-    r.case("validate_state", &label, || {
-        api::validate_state(black_box(&st_big)).expect("synthetic validates")
-    });
+/// The fixture (1.2 KB).
+#[divan::bench]
+fn parse_fork_choice_fixture() -> api::ForkChoiceView {
+    api::parse_fork_choice(black_box(&FORK_CHOICE)).expect("fixture parses")
+}
 
-    // The registry limit and a long-running devnet: 200000 slots of history.
-    let (root, block, state) = synthetic_pair(200_000, 4_096);
-    let label = format!(
-        "slot 200000, 4096 validators ({:.1} MiB state)",
-        state.len() as f64 / 1048576.0
-    );
-    r.case("verify_pair", &label, || {
-        verify::verify_pair(200_000, root, block.clone(), state.clone()).expect("pair verifies")
-    });
-    r.case("ssz::decode_state", &label, || {
-        ssz::decode_state(black_box(&state)).expect("decodes")
-    });
-    let decoded = ssz::decode_state(&state).expect("decodes");
-    r.case("ssz::htr(state)", &label, || ssz::htr(black_box(&decoded)));
+/// 2000 unfinalized nodes (397 KB).
+#[divan::bench]
+fn parse_fork_choice_2000_nodes() -> api::ForkChoiceView {
+    api::parse_fork_choice(black_box(&FORK_CHOICE_2000)).expect("synthetic parses")
+}
 
-    let agree = votes(1000, usize::MAX, usize::MAX);
-    r.case("agreement::decide", "1000 upstreams, all agree", || {
-        agreement::decide(black_box(&agree), AgreementRule::ConfiguredMajority)
-    });
-    let mixed = votes(1000, 10, 20);
-    r.case(
-        "agreement::decide",
-        "1000 upstreams, 10% slot-only, 5% lagging",
-        || agreement::decide(black_box(&mixed), AgreementRule::ConfiguredMajority),
-    );
+static STATE_FIXTURE: LazyLock<Vec<u8>> =
+    LazyLock::new(|| fixture("advanced/states_finalized.ssz"));
+static STATE_3_5_MIB: LazyLock<Vec<u8>> = LazyLock::new(|| synthetic_state(100_000, 4_096));
 
+/// The fixture (966 B).
+#[divan::bench]
+fn validate_state_fixture() {
+    api::validate_state(black_box(&STATE_FIXTURE)).expect("fixture validates");
+}
+
+/// Slot 100000, 4096 validators (3.5 MiB).
+#[divan::bench]
+fn validate_state_3_5_mib() {
+    api::validate_state(black_box(&STATE_3_5_MIB)).expect("synthetic validates");
+}
+
+// --- pair verification: the State's hash tree root, once per new checkpoint
+
+type Pair = (Root, bytes::Bytes, bytes::Bytes);
+
+fn smoke() -> bool {
+    SMOKE.load(Ordering::Relaxed)
+}
+
+/// Slot 200000 with 4096 validators: a 6.5 MiB State, the registry limit and
+/// a long-running devnet's history.
+static PAIR_6_5_MIB: LazyLock<Pair> = LazyLock::new(|| {
+    let slot = if smoke() { 2_000 } else { 200_000 };
+    synthetic_pair(slot, 4_096)
+});
+
+/// 123000 pending justifications of 4096 votes each on a short history: a
+/// 64 MiB State (issue 13). 1000 of them under `cargo test`.
+static PAIR_64_MIB: LazyLock<Pair> = LazyLock::new(|| {
+    let pending = if smoke() { 1_000 } else { 123_000 };
+    synthetic_pair_with(1_000, 4_096, pending)
+});
+
+fn verify(b: Bencher, pair: &Pair, slot: u64) {
+    let (root, block, state) = pair;
+    b.bench(|| {
+        verify::verify_pair(slot, *root, block.clone(), state.clone()).expect("pair verifies")
+    });
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn verify_pair_6_5_mib(b: Bencher) {
+    let slot = if smoke() { 2_000 } else { 200_000 };
+    verify(b, &PAIR_6_5_MIB, slot);
+}
+
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn verify_pair_64_mib(b: Bencher) {
+    verify(b, &PAIR_64_MIB, 1_000);
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn decode_state_6_5_mib(b: Bencher) {
+    let state = &PAIR_6_5_MIB.2;
+    b.bench(|| ssz::decode_state(black_box(state)).expect("decodes"));
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn htr_state_6_5_mib(b: Bencher) {
+    let decoded = ssz::decode_state(&PAIR_6_5_MIB.2).expect("decodes");
+    b.bench(|| ssz::htr(black_box(&decoded)));
+}
+
+// --- the agreement decision
+
+static AGREE_1000: LazyLock<Vec<Option<Vote>>> =
+    LazyLock::new(|| votes(1000, usize::MAX, usize::MAX));
+static MIXED_1000: LazyLock<Vec<Option<Vote>>> = LazyLock::new(|| votes(1000, 10, 20));
+
+/// 1000 upstreams, all agree.
+#[divan::bench]
+fn decide_1000_agree() -> agreement::Decision {
+    agreement::decide(black_box(&AGREE_1000), AgreementRule::ConfiguredMajority)
+}
+
+/// 1000 upstreams, 10% slot-only, 5% lagging.
+#[divan::bench]
+fn decide_1000_mixed() -> agreement::Decision {
+    agreement::decide(black_box(&MIXED_1000), AgreementRule::ConfiguredMajority)
+}
+
+/// 1000 upstreams: fresh_votes + decide + apply, as the decider does.
+#[divan::bench]
+fn decider_round_1000(b: Bencher) {
     let polled = polled_state(1000);
-    r.case(
-        "decider round",
-        "1000 upstreams: fresh_votes + decide + apply",
-        || {
-            let votes = polled.fresh_votes();
-            let d = polled.decide(&votes);
-            polled.apply(&d, &votes);
-            d.agreed.is_some()
-        },
-    );
+    b.bench(|| {
+        let votes = polled.fresh_votes();
+        let d = polled.decide(&votes);
+        polled.apply(&d, &votes);
+        d.agreed.is_some()
+    });
+}
 
-    // The process collector's TCP socket states. Both read every TCP socket
-    // of the network namespace (this process's and everyone else's), so the
-    // cost depends on the machine: the label says how many there were.
-    let all = procfs::net::tcp().map(|v| v.len()).unwrap_or(0)
-        + procfs::net::tcp6().map(|v| v.len()).unwrap_or(0);
+// --- the process collector's TCP socket states: both read every TCP socket
+// of the network namespace, so the cost depends on the machine.
+
+#[divan::bench(sample_count = 20)]
+fn tcp_states_proc_net_tcp() -> usize {
+    procfs::net::tcp().map(|v| v.len()).unwrap_or(0)
+        + procfs::net::tcp6().map(|v| v.len()).unwrap_or(0)
+}
+
+#[divan::bench(sample_count = 20)]
+fn tcp_states_sock_diag() -> bool {
+    // An error (netlink not allowed here) is what the collector falls back
+    // from; it must not fail the smoke run.
     let mine = std::collections::HashSet::new();
-    let label = format!("{all} TCP sockets in the namespace");
-    r.case("tcp states via /proc/net/tcp{,6}", &label, || {
-        procfs::net::tcp().map(|v| v.len()).unwrap_or(0)
-            + procfs::net::tcp6().map(|v| v.len()).unwrap_or(0)
-    });
-    r.case("tcp states via sock_diag", &label, || {
-        // An error (netlink not allowed here) is what the collector falls
-        // back from; it must not fail the smoke run.
-        leanpoint::telemetry::sockdiag::tcp_states(&mine).ok()
-    });
+    leanpoint::telemetry::sockdiag::tcp_states(&mine).is_ok()
+}
 
-    let reg = busy_registry(1000);
-    let bytes = telemetry::encode(&reg, false).expect("encode").len();
-    let label = format!("1000 upstreams, classic text ({} KB)", bytes / 1024);
-    r.case("telemetry::encode", &label, || {
-        telemetry::encode(black_box(&reg), false).expect("encode")
-    });
-    let bytes = telemetry::encode(&reg, true).expect("encode").len();
-    let label = format!("1000 upstreams, OpenMetrics ({} KB)", bytes / 1024);
-    r.case("telemetry::encode", &label, || {
-        telemetry::encode(black_box(&reg), true).expect("encode")
-    });
+// --- /metrics encoding
 
-    if let Some(path) = std::env::var_os("BENCH_MICRO_JSON") {
-        if measure {
-            r.write_json(&path.to_string_lossy());
-        }
-    }
+static REGISTRY_16: LazyLock<Registry> = LazyLock::new(|| busy_registry(16));
+static REGISTRY_1000: LazyLock<Registry> = LazyLock::new(|| busy_registry(1000));
+
+#[divan::bench(args = [false, true])]
+fn encode_16_upstreams(openmetrics: bool) -> String {
+    telemetry::encode(black_box(&REGISTRY_16), openmetrics).expect("encode")
+}
+
+#[divan::bench(args = [false, true], sample_count = 20)]
+fn encode_1000_upstreams(openmetrics: bool) -> String {
+    telemetry::encode(black_box(&REGISTRY_1000), openmetrics).expect("encode")
 }

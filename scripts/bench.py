@@ -7,6 +7,13 @@ Scenarios (all by default, or name some on the command line):
   checkpoint  GET /lean/v0/states/finalized of a multi-MiB State, vs nginx
   faults      100 upstreams, 25 of them accept-hang, vs 100 healthy
   micro       cargo bench --bench micro
+  versus      ours vs the Zig leanpoint ($ZIG_LEANPOINT), 16 upstreams: CPU per
+              poll (keep-alive and closing upstreams), /metrics req/s
+  burst       256 and 1024 fresh connections fetching the State, vs nginx
+  bigstate    a 64 MiB State under 256 concurrent downloads
+  freshness   checkpoint lag at 1 s, 4 s, 10 s polls
+  timewait    scripts/scrape-cpu.sh (root): scrape CPU with 30,000 TIME_WAITs
+  (scripts/benchvs.py has the last five)
 
 Writes bench-results/results.json and bench-results/summary.md. BENCH_QUICK=1
 shortens every window (15 s polling instead of 60 s) for iteration. Each
@@ -25,17 +32,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as lib  # noqa: E402
 import benchreport  # noqa: E402
 import benchsim as sim  # noqa: E402
+import benchvs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "bench-results")
 LOGS = os.path.join(OUT, "logs")
-BIN = os.path.join(ROOT, "target", "release", "leanpoint")
+# LEANPOINT_BENCH_BIN: another build of ours (an A/B of a change).
+BIN = os.environ.get("LEANPOINT_BENCH_BIN") or os.path.join(ROOT, "target", "release", "leanpoint")
 QUICK = os.environ.get("BENCH_QUICK", "0") not in ("", "0")
 
-POLL_WINDOW = 15 if QUICK else 60
-SCRAPE_WINDOW = 5 if QUICK else 20
-SERVE_WINDOW = 5 if QUICK else 20
-FAULT_WINDOW = 15 if QUICK else 60
+# Every load at most 20 s, so the whole run stays near 15 minutes.
+POLL_WINDOW = 10 if QUICK else 20
+SCRAPE_WINDOW = 5 if QUICK else 15
+SERVE_WINDOW = 5 if QUICK else 15
+FAULT_WINDOW = 10 if QUICK else 20
 POLL_MS = 1000
 
 
@@ -47,10 +57,10 @@ def machine_busy():
     return (sum(v[:8]) - idle) / lib.CLK_TCK
 
 
-def start_leanpoint(upstreams, tag, extra=()):
+def start_leanpoint(upstreams, tag, extra=(), poll_ms=POLL_MS):
     port = lib.free_port()
     argv = [BIN, "--bind", "127.0.0.1", "--port", str(port),
-            "--upstreams-config", upstreams, "--poll-ms", str(POLL_MS),
+            "--upstreams-config", upstreams, "--poll-ms", str(poll_ms),
             "--log-level", "warn", *extra]
     p = lib.spawn(argv, os.path.join(LOGS, f"leanpoint-{tag}.log"))
     lib.wait_for("leanpoint /metrics", lambda: lib.http_get(port, "/metrics")[0] == 200,
@@ -280,29 +290,80 @@ def fault_point(hung, results):
 
 
 def micro(results):
+    """cargo bench --bench micro (divan), its table parsed: one row per case
+    (a case with arguments gives one row per argument)."""
     import subprocess
 
-    path = os.path.join(OUT, "micro.json")
-    env = dict(os.environ, BENCH_MICRO_JSON=path)
-    subprocess.run(["cargo", "bench", "--locked", "--bench", "micro"], cwd=ROOT, env=env,
-                   check=True, timeout=900)
-    with open(path) as f:
-        results["micro"] = json.load(f)
+    r = subprocess.run(["cargo", "bench", "--locked", "--bench", "micro"], cwd=ROOT,
+                       capture_output=True, text=True, check=True, timeout=900)
+    with open(os.path.join(LOGS, "micro.txt"), "w") as f:
+        f.write(r.stdout)
+    results["micro"] = parse_divan(r.stdout)
+
+
+_UNITS_NS = {"ns": 1.0, "µs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def parse_divan(text):
+    rows, parent = [], None
+    for line in text.splitlines():
+        if "│" not in line or "fastest" in line:
+            continue
+        # Arguments are nested: "│  ├─ arg" under a case, "   ╰─ arg" under the last.
+        depth = 1 if line.startswith(("│ ", "   ")) else 0
+        if line.startswith("│ "):
+            line = line[1:]
+        cols = [c.strip() for c in line.split("│")]
+        head = cols[0]
+        parts = head.replace("├─", "").replace("╰─", "").replace("│", "").split()
+        if not parts:
+            continue
+        name = parts[0]
+        fastest = " ".join(parts[1:])
+        if not fastest:  # a case whose rows are its arguments
+            parent = name
+            continue
+        full = f"{parent}({name})" if depth == 1 and parent else name
+        if depth == 0:
+            parent = None
+
+        def ns(t):
+            v, _, u = t.partition(" ")
+            try:
+                return float(v) * _UNITS_NS.get(u, 1.0)
+            except ValueError:
+                return None
+
+        rows.append({"name": full, "fastest_ns": ns(fastest), "slowest_ns": ns(cols[1]),
+                     "median_ns": ns(cols[2]), "mean_ns": ns(cols[3]),
+                     "samples": cols[4], "iters": cols[5] if len(cols) > 5 else ""})
+    return rows
 
 
 def main():
-    want = sys.argv[1:] or ["polling", "scrape", "checkpoint", "faults", "micro"]
+    want = sys.argv[1:] or ["versus", "polling", "scrape", "burst", "bigstate", "freshness",
+                            "timewait", "checkpoint", "faults", "micro"]
+    known = {"polling", "scrape", "checkpoint", "faults", "micro", *benchvs.SCENARIOS}
+    if set(want) - known:
+        sys.exit(f"unknown scenario(s) {sorted(set(want) - known)}; known: {sorted(known)}")
+    ctx = benchvs.Ctx(BIN, OUT, LOGS, QUICK, start_leanpoint, scrape, polls_total,
+                      nginx_serving)
     os.makedirs(LOGS, exist_ok=True)
     lib.install_guards(limit_s=900 if QUICK else 2400)
     results = {"machine": lib.machine(), "quick": QUICK, "poll_ms": POLL_MS,
                "windows_s": {"polling": POLL_WINDOW, "scrape": SCRAPE_WINDOW,
                              "checkpoint": SERVE_WINDOW, "faults": FAULT_WINDOW}}
     results["machine"]["loadavg_before"] = open("/proc/loadavg").read().split()[:3]
+    if "versus" in want:
+        benchvs.versus(ctx, results)
     if "polling" in want:
         for n in (1, 100, 1000):
             polling_point(n, results, with_scrape=(n == 1000 and "scrape" in want))
     elif "scrape" in want:
         polling_point(1000, results, with_scrape=True)
+    for name in ("burst", "bigstate", "freshness", "timewait"):
+        if name in want:
+            benchvs.SCENARIOS[name](ctx, results)
     if "checkpoint" in want:
         checkpoint_bench(results)
     if "faults" in want:

@@ -136,6 +136,21 @@ def group_pids(pgid):
     return out
 
 
+def cpu_exact_s(pid):
+    """CPU seconds of every thread of `pid` from /proc/PID/task/*/schedstat
+    (the scheduler's nanosecond run time), for small deltas that the 10 ms
+    ticks of /proc/PID/stat cannot resolve. Threads that exited are not
+    counted: take deltas over processes whose threads live on."""
+    total = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
 class Sample:
     """One reading of a process from /proc. With `group`, CPU and RSS are
     summed over its process group (the harness starts each child as the

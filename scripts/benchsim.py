@@ -14,7 +14,13 @@ import benchlib as lib
 LARGE_STATE = ["--validators", "4096", "--start-slot", "100000", "--slot-ms", "3600000"]
 
 
-def start(binary, logs, n, tag, hung=0, large_state=False):
+# A 64 MiB State: 4096 validators and 123000 pending justification roots,
+# 32 bytes and a vote bit per validator each (544 bytes), on a short history.
+BIG_STATE = ["--validators", "4096", "--start-slot", "1000", "--slot-ms", "3600000",
+             "--justification-roots", "123000"]
+
+
+def start(binary, logs, n, tag, hung=0, large_state=False, big_state=False, extra=()):
     """Returns (process, upstreams.json path). Nodes 0..n-hung-1 are healthy,
     the last `hung` accept a connection, read the request and never answer."""
     upstreams = os.path.join(logs, f"upstreams-{tag}.json")
@@ -25,13 +31,16 @@ def start(binary, logs, n, tag, hung=0, large_state=False):
             "--log-level", "warn"]
     if large_state:
         argv += LARGE_STATE
+    if big_state:
+        argv += BIG_STATE
+    argv += list(extra)
     p = lib.spawn(argv, os.path.join(logs, f"sim-{tag}.log"))
 
     def ready():
         with open(upstreams) as f:
             return len(json.load(f)["upstreams"]) == n
 
-    lib.wait_for(f"the simulator's {upstreams}", ready, 60, proc=p)
+    lib.wait_for(f"the simulator's {upstreams}", ready, 240 if big_state else 60, proc=p)
     return p, upstreams
 
 

@@ -70,6 +70,11 @@ pub struct ChainArgs {
     /// of history; a long chain takes a moment to walk at start).
     #[arg(long, default_value_t = 16)]
     pub start_slot: u64,
+    /// Pending justifications in every State, at most 262144: 32 bytes each
+    /// plus a vote bit per validator (123000 with 4096 validators: a 64 MiB
+    /// State, for benchmarks of large States).
+    #[arg(long, default_value_t = 0)]
+    pub justification_roots: u64,
 }
 
 /// `leanpoint demo` arguments. Every other service flag (`--agreement`,

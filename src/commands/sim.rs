@@ -90,12 +90,22 @@ pub(crate) fn chain_params(args: &ChainArgs, chain_id: u64) -> anyhow::Result<Ch
             args.start_slot
         );
     }
-    Ok(ChainParams::starting_now(
-        chain_id,
-        args.validators,
-        std::time::Duration::from_millis(args.slot_ms),
-        args.start_slot,
-    ))
+    let limit = crate::lean::ssz::HISTORICAL_ROOTS_LIMIT as u64;
+    if args.justification_roots > limit {
+        bail!(
+            "--justification-roots: {} is past {limit}, the justifications list's limit",
+            args.justification_roots
+        );
+    }
+    Ok(ChainParams {
+        justification_roots: args.justification_roots,
+        ..ChainParams::starting_now(
+            chain_id,
+            args.validators,
+            std::time::Duration::from_millis(args.slot_ms),
+            args.start_slot,
+        )
+    })
 }
 
 fn sim_config(args: &SimArgs) -> anyhow::Result<SimConfig> {

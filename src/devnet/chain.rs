@@ -145,6 +145,7 @@ mod tests {
             slot: Duration::from_secs(3600),
             start_slot: 12,
             genesis_time: 0,
+            justification_roots: 0,
         }
     }
 

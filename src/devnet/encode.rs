@@ -117,6 +117,7 @@ mod tests {
             slot: Duration::from_secs(4),
             start_slot: 12,
             genesis_time: 0,
+            justification_roots: 0,
         })
     }
 

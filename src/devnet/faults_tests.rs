@@ -55,6 +55,7 @@ fn chain_at_slot_20() -> Chain {
         slot: Duration::from_secs(3600),
         start_slot: 20,
         genesis_time: 0,
+        justification_roots: 0,
     })
 }
 

@@ -25,6 +25,7 @@ use crate::lean::ssz::{
 };
 
 const TAG_PUBKEY: u64 = 12;
+const TAG_JUSTIFICATION: u64 = 13;
 
 /// The last slot a chain can reach: its State's history list is full then.
 pub const LAST_SLOT: u64 = HISTORICAL_ROOTS_LIMIT as u64 - 1;
@@ -60,7 +61,52 @@ pub struct Ledger {
     params: ChainParams,
     validators: SszList<Validator, VALIDATOR_REGISTRY_LIMIT>,
     validators_root: Node,
+    pending: Pending,
     lineages: HashMap<Branch, Lineage>,
+}
+
+/// Justifications still collecting votes, the same in every State: they
+/// only make the State large (a root each, plus a vote bit per validator
+/// each), as on a chain that has not justified for a long time. Hashed once.
+struct Pending {
+    roots: SszList<Bytes32, HISTORICAL_ROOTS_LIMIT>,
+    votes: SszBitlist<JUSTIFICATION_VOTES_LIMIT>,
+    roots_root: Node,
+    votes_root: Node,
+}
+
+impl Pending {
+    /// `n` roots (clamped to the list's limit) of `validators` bits each.
+    fn new(chain_id: u64, n: u64, validators: u64) -> Pending {
+        let n = n.min(HISTORICAL_ROOTS_LIMIT as u64);
+        let roots: Vec<Bytes32> = (0..n)
+            .map(|i| {
+                let mut r = [0u8; 32];
+                fill(&[chain_id, TAG_JUSTIFICATION, i], &mut r);
+                r
+            })
+            .collect();
+        let roots = SszList::try_from(roots).unwrap_or_default();
+        // SSZ bitlist bytes: the bits, then the delimiter bit; built from
+        // bytes, as setting half a billion bits one by one would take long.
+        let bits = (n * validators).min(JUSTIFICATION_VOTES_LIMIT as u64) as usize;
+        let mut bytes = vec![0u8; bits / 8 + 1];
+        fill(
+            &[chain_id, TAG_JUSTIFICATION, u64::MAX],
+            &mut bytes[..bits / 8],
+        );
+        let last = bits / 8;
+        let keep = (1u8 << (bits % 8)) - 1;
+        bytes[last] = (bytes[last] & keep) | (1 << (bits % 8));
+        let votes: SszBitlist<JUSTIFICATION_VOTES_LIMIT> =
+            libssz::SszDecode::from_ssz_bytes(&bytes).unwrap_or_default();
+        Pending {
+            roots_root: roots.hash_tree_root(&Sha2Hasher),
+            votes_root: votes.hash_tree_root(&Sha2Hasher),
+            roots,
+            votes,
+        }
+    }
 }
 
 /// A root the caller already has, standing in for a field in a container
@@ -93,8 +139,8 @@ struct StateByRoots {
     historical_block_hashes: Known,
     justified_slots: SszBitlist<HISTORICAL_ROOTS_LIMIT>,
     validators: Known,
-    justifications_roots: SszList<Bytes32, HISTORICAL_ROOTS_LIMIT>,
-    justifications_validators: SszBitlist<JUSTIFICATION_VOTES_LIMIT>,
+    justifications_roots: Known,
+    justifications_validators: Known,
 }
 
 impl Ledger {
@@ -132,6 +178,7 @@ impl Ledger {
             params: params.clone(),
             validators,
             validators_root,
+            pending: Pending::new(params.chain_id, params.justification_roots, n),
             lineages,
         }
     }
@@ -388,8 +435,8 @@ impl History<'_> {
             historical_block_hashes: SszList::try_from(hashes).unwrap_or_default(),
             justified_slots: f.justified_slots,
             validators: self.ledger.validators.clone(),
-            justifications_roots: SszList::new(),
-            justifications_validators: SszBitlist::new(),
+            justifications_roots: self.ledger.pending.roots.clone(),
+            justifications_validators: self.ledger.pending.votes.clone(),
         }
     }
 
@@ -406,8 +453,8 @@ impl History<'_> {
             historical_block_hashes: Known(history_root),
             justified_slots: f.justified_slots,
             validators: Known(self.ledger.validators_root),
-            justifications_roots: SszList::new(),
-            justifications_validators: SszBitlist::new(),
+            justifications_roots: Known(self.ledger.pending.roots_root),
+            justifications_validators: Known(self.ledger.pending.votes_root),
         };
         let state = Root(shape.hash_tree_root(&Sha2Hasher));
         SlotRoots {

@@ -13,6 +13,7 @@ fn params(validators: u64) -> ChainParams {
         slot: Duration::from_secs(4),
         start_slot: 12,
         genesis_time: 1_700_000_000,
+        justification_roots: 0,
     }
 }
 
@@ -52,6 +53,20 @@ fn roots_are_hash_tree_roots_on_every_branch() {
         check_branch(&mut ledger, Branch::Fork { from: 6 }, 20);
         check_branch(&mut ledger, Branch::Fork { from: 1 }, 8);
     }
+}
+
+#[test]
+fn pending_justifications_are_in_the_proven_state() {
+    // 3 validators: bit counts that do not end on a byte (the delimiter's
+    // shift), and 5 roots of 3 votes each.
+    let mut ledger = Ledger::new(&ChainParams {
+        justification_roots: 5,
+        ..params(3)
+    });
+    check_branch(&mut ledger, Branch::Main, 6);
+    let state = ledger.history(Branch::Main, 6).state(6);
+    assert_eq!(state.justifications_roots.len(), 5);
+    assert_eq!(state.justifications_validators.len(), 15);
 }
 
 #[test]

@@ -87,6 +87,15 @@ impl AppState {
             .as_ref()
             .map(|a| a.supporters.clone())
             .unwrap_or_default();
+        if step.advanced {
+            // The supporters' latest poll is the one that completed the
+            // majority (decisions come a batch after polls, not later):
+            // where leanpoint_checkpoint_freshness_seconds starts.
+            c.majority_at = supporters
+                .iter()
+                .filter_map(|&i| lock(&self.upstreams[i].view).observed_at)
+                .max();
+        }
         let justified = c.justified.map(|j| j.slot);
         self.history.record_agreement(
             now_ms,
@@ -222,11 +231,17 @@ impl AppState {
     /// Installs a pair if it is the pair of the checkpoint served now (a
     /// pair that lost a race with a newer agreement is dropped).
     pub fn install_state(&self, s: ServedState) {
-        if !self.consensus().finalized.is_some_and(|f| s.is_pair_of(f)) {
+        let c = self.consensus();
+        if !c.finalized.is_some_and(|f| s.is_pair_of(f)) {
             return;
         }
         let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
         let m = &self.metrics;
+        if served.as_ref().map(|p| p.slot) != Some(s.slot) {
+            if let Some(at) = c.majority_at {
+                m.checkpoint_freshness.observe(at.elapsed().as_secs_f64());
+            }
+        }
         m.served_state_slot.set(s.slot as i64);
         m.served_state_bytes.set(s.bytes.len() as i64);
         m.pair

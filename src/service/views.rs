@@ -151,6 +151,9 @@ pub struct ConsensusView {
     pub(crate) last_agreement_ms: u64,
     pub(crate) last_decision_ms: u64,
     pub(crate) finalized_advanced_ms: u64,
+    /// When the poll that gave `finalized` its majority ended: where
+    /// leanpoint_checkpoint_freshness_seconds starts.
+    pub(crate) majority_at: Option<Instant>,
     pub(crate) responding: usize,
     pub(crate) required: usize,
     pub(crate) agreeing: usize,

@@ -43,43 +43,83 @@ pub fn openmetrics_to_text(om: &str) -> String {
 /// A `fmt::Write` that turns the OpenMetrics text written into it into the
 /// classic format: counter and info families are named with their sample
 /// suffix (`_total`, `_info`), info becomes a gauge, and `# UNIT` / `# EOF`
-/// (unknown to the classic format) go. Sample lines pass straight through;
-/// only comment lines are buffered. prometheus-client writes `# HELP` before
-/// `# TYPE`, so the HELP line waits until its family's TYPE tells which
-/// suffix it needs.
+/// (unknown to the classic format) go. prometheus-client writes `# HELP`
+/// before `# TYPE`, so the HELP line waits until its family's TYPE tells
+/// which suffix it needs.
+///
+/// prometheus-client writes a sample in a dozen pieces of a few bytes, so
+/// looking at each piece cost as much as the encoding itself (classic text
+/// took 1.8x the OpenMetrics time). The pieces are appended as they come;
+/// whole lines are converted once [`CHUNK`] bytes are waiting (and at
+/// `finish`), runs of sample lines copied in one go. The waiting text stays
+/// that small, so the body is never held twice.
 pub struct ClassicText<'a> {
     out: &'a mut String,
-    /// The comment line being written (empty outside one).
-    comment: String,
+    /// OpenMetrics text not converted yet.
+    raw: String,
+    /// Convert once `raw` holds this many bytes.
+    chunk: usize,
     pending_help: String,
-    at_line_start: bool,
-    in_comment: bool,
 }
+
+/// Bytes of OpenMetrics text converted at a time.
+const CHUNK: usize = 32 * 1024;
 
 impl<'a> ClassicText<'a> {
     pub fn new(out: &'a mut String) -> Self {
         ClassicText {
             out,
-            comment: String::new(),
+            raw: String::with_capacity(CHUNK + 1024),
+            chunk: CHUNK,
             pending_help: String::new(),
-            at_line_start: true,
-            in_comment: false,
         }
     }
 
-    /// Flushes a last line that had no newline.
+    /// Converts what is left, a last line without a newline included.
     pub fn finish(mut self) {
-        if self.in_comment {
-            self.end_comment();
-        }
+        self.convert(true);
     }
 
-    fn end_comment(&mut self) {
-        let line = std::mem::take(&mut self.comment);
-        self.comment_line(&line);
-        self.comment = line;
-        self.comment.clear();
-        self.in_comment = false;
+    /// Converts the whole lines of `raw` (and with `all` a last partial
+    /// line), keeping a partial line for the pieces still to come. Only
+    /// comment lines change: the text between them is copied as it is.
+    fn convert(&mut self, all: bool) {
+        let raw = std::mem::take(&mut self.raw);
+        let bytes = raw.as_bytes();
+        // `at` is always at a line start; `run` starts the sample lines not
+        // copied yet.
+        let (mut at, mut run) = (0, 0);
+        loop {
+            let comment = if bytes.get(at) == Some(&b'#') {
+                Some(at)
+            } else {
+                memchr::memmem::find(&bytes[at..], b"\n#").map(|i| at + i + 1)
+            };
+            let Some(c) = comment else {
+                at = if all {
+                    bytes.len()
+                } else {
+                    memchr::memrchr(b'\n', &bytes[at..]).map_or(at, |i| at + i + 1)
+                };
+                break;
+            };
+            let (end, next) = match memchr::memchr(b'\n', &bytes[c..]) {
+                Some(i) => (c + i, c + i + 1),
+                None if all => (bytes.len(), bytes.len()),
+                None => {
+                    at = c;
+                    break;
+                }
+            };
+            self.out.push_str(&raw[run..c]);
+            self.comment_line(&raw[c..end]);
+            run = next;
+            at = next;
+        }
+        self.out.push_str(&raw[run..at]);
+        let mut raw = raw;
+        raw.drain(..at);
+        self.raw = raw;
     }
 
     fn comment_line(&mut self, line: &str) {
@@ -103,55 +143,25 @@ impl<'a> ClassicText<'a> {
             "unknown" => ("", "untyped"),
             other => ("", other),
         };
+        // Pushes, not writeln!: a scrape has hundreds of these lines.
         if !self.pending_help.is_empty() {
             let help = self.pending_help.split_once(' ').map_or("", |(_, t)| t);
-            let _ = writeln!(self.out, "# HELP {name}{suffix} {help}");
+            for piece in ["# HELP ", name, suffix, " ", help, "\n"] {
+                self.out.push_str(piece);
+            }
             self.pending_help.clear();
         }
-        let _ = writeln!(self.out, "# TYPE {name}{suffix} {kind}");
+        for piece in ["# TYPE ", name, suffix, " ", kind, "\n"] {
+            self.out.push_str(piece);
+        }
     }
 }
 
 impl std::fmt::Write for ClassicText<'_> {
-    fn write_str(&mut self, mut s: &str) -> std::fmt::Result {
-        // Fast path: prometheus-client writes a sample line in many small
-        // pieces, the newline on its own; none of them needs a look.
-        if !self.in_comment && !self.at_line_start {
-            match s.as_bytes().iter().position(|&b| b == b'\n') {
-                None => {
-                    self.out.push_str(s);
-                    return Ok(());
-                }
-                Some(nl) if nl + 1 == s.len() => {
-                    self.out.push_str(s);
-                    self.at_line_start = true;
-                    return Ok(());
-                }
-                Some(_) => {}
-            }
-        }
-        while !s.is_empty() {
-            if self.at_line_start {
-                self.in_comment = s.starts_with('#');
-                self.at_line_start = false;
-            }
-            let (piece, rest, ends_line) = match s.find('\n') {
-                Some(nl) => (&s[..nl], &s[nl + 1..], true),
-                None => (s, "", false),
-            };
-            if self.in_comment {
-                self.comment.push_str(piece);
-                if ends_line {
-                    self.end_comment();
-                }
-            } else {
-                self.out.push_str(piece);
-                if ends_line {
-                    self.out.push('\n');
-                }
-            }
-            self.at_line_start = ends_line;
-            s = rest;
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.raw.push_str(s);
+        if self.raw.len() >= self.chunk {
+            self.convert(false);
         }
         Ok(())
     }

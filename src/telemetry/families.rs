@@ -18,13 +18,14 @@ use std::sync::Arc;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use super::labels::{HttpLabels, RouteLabels, StandingCountLabels};
 use super::pair::PairMetrics;
 use super::per_upstream::{UpstreamFamilies, UpstreamMetrics};
-use super::register::{http_histograms, register, HistogramFamily, UnixTime};
+use super::register::{freshness_histogram, http_histograms, register, HistogramFamily, UnixTime};
 use super::ZigFamilies;
 use crate::agreement::Standing;
 use crate::upstream::Source;
@@ -46,6 +47,9 @@ pub struct Metrics {
     pub last_decision: UnixTime,
     pub finalized_advanced: UnixTime,
     pub regressions_refused: Counter,
+    /// From the poll that completed a majority for a new finalized
+    /// checkpoint to its verified pair being served.
+    pub checkpoint_freshness: Histogram,
     // The served State and its downloads.
     pub served_state_slot: Gauge,
     pub served_state_bytes: Gauge,
@@ -88,6 +92,7 @@ impl Metrics {
             last_decision => "last_decision_timestamp_seconds", "Unix time of the last agreement decision, reached or not (0 = never); successor of leanpoint_last_updated_timestamp_ms";
             finalized_advanced => "finalized_advanced_timestamp_seconds", "Unix time the agreed finalized checkpoint last moved forward (0 = never)";
             regressions_refused => "finalized_regressions_refused", "Decisions that pointed at an older or conflicting finalized checkpoint and were not served";
+            checkpoint_freshness = freshness_histogram() => "checkpoint_freshness" [Seconds], "Seconds from the poll that gave a new finalized checkpoint its majority to the first serving of its verified pair";
             served_state_slot => "served_state_slot", "Slot of the finalized State served at /lean/v0/states/finalized (0 = none)";
             served_state_bytes => "served_state_size" [Bytes], "Size of the cached finalized State served (0 = none)";
             state_fetches => "state_fetches", "Downloads of the finalized State for the cache (one per new agreed checkpoint, more on failure)";
@@ -124,6 +129,7 @@ impl Metrics {
             last_decision,
             finalized_advanced,
             regressions_refused,
+            checkpoint_freshness,
             served_state_slot,
             served_state_bytes,
             state_fetches,

@@ -20,6 +20,12 @@ const LATENCY_BUCKETS: [f64; 12] = [
 /// a slow client can take a minute.
 const HTTP_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 60.0];
 
+/// Freshness buckets, seconds: from a decision batch after the poll (tens of
+/// ms) to a large State's download over a slow link.
+const FRESHNESS_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
+
 pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 /// Unix time in seconds.
 pub(super) type UnixTime = Gauge<f64, AtomicU64>;
@@ -30,6 +36,10 @@ pub(super) fn latency_histograms<L: Clone + Hash + Eq>() -> HistogramFamily<L> {
 
 pub(super) fn http_histograms<L: Clone + Hash + Eq>() -> HistogramFamily<L> {
     Family::new_with_constructor(|| Histogram::new(HTTP_BUCKETS))
+}
+
+pub(super) fn freshness_histogram() -> Histogram {
+    Histogram::new(FRESHNESS_BUCKETS)
 }
 
 /// Registers `metric` as `name` and returns it (clones share its values).

@@ -27,6 +27,16 @@ fn finalized_never_regresses_when_all_upstreams_fall_behind() {
     let advanced_state = fixture("advanced", "states_finalized.ssz");
     let served = lp.wait_code(STATE, 200, WAIT);
     assert_eq!(&served.body[..], &advanced_state[..]);
+    // One checkpoint served: one freshness observation (observed before the
+    // pair is installed), from the poll that gave it its majority.
+    let freshness = "leanpoint_checkpoint_freshness_seconds_count";
+    let m = lp.metrics();
+    assert_eq!(metric(&m, freshness, &[]), Some(1.0));
+    let lag = metric(&m, "leanpoint_checkpoint_freshness_seconds_sum", &[]);
+    assert!(
+        lag.is_some_and(|s| (0.0..WAIT.as_secs_f64()).contains(&s)),
+        "{lag:?}"
+    );
 
     for f in &fakes {
         f.set_mode(Mode::Fixture("behind"));
@@ -66,6 +76,8 @@ fn finalized_never_regresses_when_all_upstreams_fall_behind() {
             metric(&m, "leanpoint_served_state_slot", &[]),
             Some(slot as f64)
         );
+        // A refused checkpoint is never served, so never observed.
+        assert_eq!(metric(&m, freshness, &[]), Some(1.0));
         if min_polls(&lp.json("/api/upstreams")) >= polls_after_switch + 5 {
             break;
         }

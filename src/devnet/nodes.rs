@@ -51,6 +51,17 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// A node starting as `info` says, with an empty connection ledger.
+    pub fn new(info: &NodeInfo) -> Node {
+        Node {
+            name: info.name.clone(),
+            url: info.url.clone(),
+            behaviour: watch::channel(info.behaviour.clone()).0,
+            blackholed: watch::channel(false).0,
+            conns: Conns::default(),
+        }
+    }
+
     /// Waits (bounded) until the accept loop has applied the behaviour's
     /// blackhole state. False if it did not within the bound.
     pub async fn settled(&self) -> bool {

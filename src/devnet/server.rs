@@ -18,7 +18,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::chain::{Branch, Chain, ChainParams};
-use super::conns::Conns;
 use super::faults::{self, Behaviour, Reply, Route};
 use super::nodes::Node;
 use super::nodes::Sim;
@@ -65,19 +64,72 @@ pub async fn start(config: SimConfig, shutdown: Shutdown) -> anyhow::Result<Runn
     let host = shown_host(config.bind);
     let single_port = matches!(config.addressing, Addressing::Paths { .. });
     if single_port {
-        if let Some((i, n)) = config
-            .nodes
-            .iter()
-            .enumerate()
-            .find(|(_, n)| n.behaviour.needs_own_port())
-        {
-            anyhow::bail!(
-                "sim: node {i} ({}) is {}, which needs a port per node; drop --single-port",
-                n.name,
-                n.behaviour
-            );
-        }
+        refuse_own_port_behaviours(&config.nodes)?;
     }
+    let (mut listeners, urls) = node_listeners(&config, host).await?;
+    let admin = bind(
+        SocketAddr::new(config.bind, config.admin_port),
+        "the admin port",
+    )
+    .await?;
+    let admin_url = format!(
+        "http://{}",
+        SocketAddr::new(host, admin.local_addr()?.port())
+    );
+    listeners.push((Target::Admin, admin));
+
+    let nodes: Vec<NodeInfo> = config
+        .nodes
+        .iter()
+        .zip(&urls)
+        .map(|(n, url)| NodeInfo {
+            name: n.name.clone(),
+            url: url.clone(),
+            behaviour: n.behaviour.clone(),
+        })
+        .collect();
+    let chain = walked_chain(config.chain, &config.nodes).await?;
+    let sim = Arc::new(Sim {
+        chain,
+        nodes: nodes.iter().map(Node::new).collect(),
+        single_port,
+    });
+    let mut tasks = JoinSet::new();
+    for (target, listener) in listeners {
+        tasks.spawn(accept_loop(sim.clone(), target, listener, shutdown.clone()));
+    }
+    settle_all(&sim).await?;
+    Ok(RunningSim {
+        nodes,
+        admin_url,
+        sim,
+        _tasks: tasks,
+    })
+}
+
+/// On one shared port a behaviour that acts on the node's own listener
+/// (`blackhole-connect`) cannot work: refused before anything binds.
+fn refuse_own_port_behaviours(nodes: &[NodeSpec]) -> anyhow::Result<()> {
+    match nodes
+        .iter()
+        .enumerate()
+        .find(|(_, n)| n.behaviour.needs_own_port())
+    {
+        Some((i, n)) => anyhow::bail!(
+            "sim: node {i} ({}) is {}, which needs a port per node; drop --single-port",
+            n.name,
+            n.behaviour
+        ),
+        None => Ok(()),
+    }
+}
+
+/// The nodes' listeners and base URLs: one port each, or one shared port
+/// with `/node/{i}` prefixes.
+async fn node_listeners(
+    config: &SimConfig,
+    host: IpAddr,
+) -> anyhow::Result<(Vec<(Target, TcpListener)>, Vec<String>)> {
     let mut listeners = Vec::new();
     let mut urls = Vec::new();
     match config.addressing {
@@ -103,48 +155,12 @@ pub async fn start(config: SimConfig, shutdown: Shutdown) -> anyhow::Result<Runn
             listeners.push((Target::Shared, l));
         }
     }
-    let admin = bind(
-        SocketAddr::new(config.bind, config.admin_port),
-        "the admin port",
-    )
-    .await?;
-    let admin_url = format!(
-        "http://{}",
-        SocketAddr::new(host, admin.local_addr()?.port())
-    );
-    listeners.push((Target::Admin, admin));
+    Ok((listeners, urls))
+}
 
-    let nodes: Vec<NodeInfo> = config
-        .nodes
-        .iter()
-        .zip(&urls)
-        .map(|(n, url)| NodeInfo {
-            name: n.name.clone(),
-            url: url.clone(),
-            behaviour: n.behaviour.clone(),
-        })
-        .collect();
-    let chain = walked_chain(config.chain, &config.nodes).await?;
-    let sim = Arc::new(Sim {
-        chain,
-        nodes: nodes
-            .iter()
-            .map(|n| Node {
-                name: n.name.clone(),
-                url: n.url.clone(),
-                behaviour: watch::channel(n.behaviour.clone()).0,
-                blackholed: watch::channel(false).0,
-                conns: Conns::default(),
-            })
-            .collect(),
-        single_port,
-    });
-    let mut tasks = JoinSet::new();
-    for (target, listener) in listeners {
-        tasks.spawn(accept_loop(sim.clone(), target, listener, shutdown.clone()));
-    }
-    // A node that starts blackholed must already drop SYNs when its URL is
-    // printed, or a client could slip into the accept queue first.
+/// A node that starts blackholed must already drop SYNs when its URL is
+/// printed, or a client could slip into the accept queue first.
+async fn settle_all(sim: &Sim) -> anyhow::Result<()> {
     for (i, node) in sim.nodes.iter().enumerate() {
         if !node.settled().await {
             anyhow::bail!(
@@ -154,12 +170,7 @@ pub async fn start(config: SimConfig, shutdown: Shutdown) -> anyhow::Result<Runn
             );
         }
     }
-    Ok(RunningSim {
-        nodes,
-        admin_url,
-        sim,
-        _tasks: tasks,
-    })
+    Ok(())
 }
 
 /// The chain, with every branch a node starts on walked up to now: the

@@ -25,7 +25,7 @@ use leanpoint::lean::ssz;
 use leanpoint::served::verify;
 use leanpoint::service::AppState;
 use leanpoint::telemetry::{self, Metrics};
-use leanpoint::upstream::{Endpoint, ErrorKind, Observation, Source};
+use leanpoint::upstream::{Endpoint, ErrorKind, Observation, Report, Source};
 use prometheus_client::registry::Registry;
 
 /// Set under `cargo test`: large inputs are built small (each case runs once).
@@ -227,9 +227,9 @@ fn busy_registry(n: usize) -> Registry {
         u.set_source(Source::ForkChoice);
         for k in 0..50 {
             u.polls.inc();
-            u.observe_request(Endpoint::ForkChoice, 0.0005 * (k % 9) as f64);
+            let failure = (k == 0).then_some(ErrorKind::Timeout);
+            u.finished(Endpoint::ForkChoice, 0.0005 * (k % 9) as f64, failure);
         }
-        u.observe_error(ErrorKind::Timeout);
     }
     m.observe_http("/metrics", 200, 0.002);
     reg

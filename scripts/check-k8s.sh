@@ -8,7 +8,7 @@
 # The ServiceMonitor and PrometheusRule are Prometheus Operator CRDs:
 # kubernetes-validate ships schemas for built-in kinds only, and no package
 # registry this project uses ships the operator's CRD schemas, so they are
-# left out of step 3 (and said so); step 1 and tests/deploy_kubernetes.rs
+# left out of step 3 (and said so); step 1 and tests/it/deploy/kubernetes.rs
 # check their content.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +40,7 @@ for d in docs:
     if d["kind"] in crds:
         print(f"check-k8s: {d['kind']}/{d['metadata']['name']}: no schema for "
               f"{d['apiVersion']} (a CRD); content checked by gen-k8s-rules.sh --check "
-              "and tests/deploy_kubernetes.rs", file=sys.stderr)
+              "and tests/it/deploy/kubernetes.rs", file=sys.stderr)
     else:
         keep.append(d)
 kinds = sorted(d["kind"] for d in keep)

@@ -11,7 +11,7 @@
 # leanpoint itself is compiled. LEANPOINT_FRESH_TARGET moves it elsewhere.
 #
 #   scripts/fresh-clone.sh                      # cargo test --locked -- --test-threads=2
-#   scripts/fresh-clone.sh --test migration     # one target only
+#   scripts/fresh-clone.sh --test it service::migration   # one suite only
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/leanpoint-fresh.XXXXXX")"
@@ -54,7 +54,7 @@ if [ ! -d "$CARGO_TARGET_DIR/debug/deps" ] && [ -d "$seed/deps" ]; then
     echo "fresh-clone: dependencies seeded from $seed" >&2
 fi
 cd "$clone"
-# Arguments, if any, replace the default ones (e.g. `--test migration`).
+# Arguments, if any, replace the default ones (e.g. `--test it service::migration`).
 if [ "$#" -eq 0 ]; then
     set -- -- --test-threads=2
 fi

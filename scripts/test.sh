@@ -18,6 +18,9 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "source layers: no import cycle between src files, no back edge between layers"
+python3 scripts/check-layers.py
+
 step "cargo clippy -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 # prometheus_e2e is `test = false` (run by its own step below, not alongside

@@ -11,14 +11,17 @@
 //! It saves a screenshot to target/artifacts/status-page.png.
 
 mod browser_support;
-mod sim_support;
+#[path = "it/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use browser_support::cdp::Browser;
 use serde_json::{json, Value};
-use sim_support::{http, spawn, wait_for};
+use support::http::http;
+use support::sim::spawn;
+use support::wait_until;
 
 const ARTIFACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/artifacts");
 
@@ -103,7 +106,7 @@ fn host_parses_urls() {
 /// A running `leanpoint demo` with 1 s slots: its page URL and the
 /// simulator's admin URL.
 struct Demo {
-    _proc: sim_support::Proc,
+    _proc: support::Proc,
     base: String,
     admin: String,
 }
@@ -122,7 +125,7 @@ fn start_demo() -> Demo {
         "--timeout-ms",
         "400",
     ]);
-    let lines = proc.lines_until(|l| l.starts_with("Ctrl-C stops"), Duration::from_secs(30));
+    let lines = proc.stdout_until(|l| l.starts_with("Ctrl-C stops"), Duration::from_secs(30));
     let last_word = |needle: &str| -> String {
         let line = lines.iter().find(|l| l.contains(needle));
         let line = line.unwrap_or_else(|| panic!("no {needle:?} line in {lines:#?}"));
@@ -132,7 +135,7 @@ fn start_demo() -> Demo {
     let admin = last_word("/admin/node/0/behaviour")
         .trim_end_matches("/node/0/behaviour")
         .to_string();
-    wait_for("the demo to serve", Duration::from_secs(30), || {
+    wait_until(Duration::from_secs(30), "the demo to serve", || {
         let (code, _, body) = http("GET", &format!("{base}/status"), "");
         let v: Value = serde_json::from_slice(&body).ok()?;
         (code == 200 && v["serving"] == json!(true)).then_some(())

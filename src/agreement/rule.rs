@@ -9,7 +9,7 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AgreementRule {
     /// Strictly more than half of the configured upstreams (default): two of
-    /// two, two of three, three of four. A devnet where half the nodes are
+    /// two, two of three, three of four. A devnet where half the upstreams are
     /// unreachable has no provable majority, so nothing is served.
     ConfiguredMajority,
     /// Strictly more than half of the upstreams that answered within the
@@ -56,7 +56,8 @@ mod tests {
             "count:3".parse::<AgreementRule>(),
             Ok(AgreementRule::Count(3))
         );
-        assert!("count:0".parse::<AgreementRule>().is_err());
+        let e = "count:0".parse::<AgreementRule>().expect_err("zero");
+        assert!(e.contains("count:N with N > 0"), "{e}");
         assert_eq!(
             "responding-majority".parse::<AgreementRule>(),
             Ok(AgreementRule::RespondingMajority)

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
@@ -52,7 +53,7 @@ pub fn main(args: &ServeArgs) -> ExitCode {
 }
 
 /// Runs leanpoint on `listener` until `shutdown` fires: the pollers, the
-/// decider, the state cache and the public HTTP server. Returns when every
+/// decider, the fetcher and the public HTTP server. Returns when every
 /// task has stopped.
 pub async fn run(
     state: Arc<AppState>,
@@ -85,23 +86,22 @@ pub async fn run_with(
     let served = http::serve_live(listener, live, shutdown.clone()).await;
     // The server returns on shutdown (or a fatal accept error): stop the rest.
     tasks.shutdown().await;
-    served.map_err(|e| anyhow::anyhow!("HTTP server: {e}"))
+    served.context("HTTP server")
 }
 
 /// The main job: raise the fd limit, bind, run until SIGINT/SIGTERM; SIGHUP
 /// reloads the upstreams file.
 pub async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     // First, so a SIGHUP from here on reloads instead of killing.
-    let reloads =
-        reload::on_sighup().map_err(|e| anyhow::anyhow!("cannot listen for SIGHUP: {e}"))?;
+    let reloads = reload::on_sighup().context("cannot listen for SIGHUP")?;
     process::raise_fd_limit(&config);
     let addr = std::net::SocketAddr::new(config.bind, config.port);
-    let listener = http::bind(addr).map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
+    let listener = http::bind(addr).with_context(|| format!("cannot bind {addr}"))?;
     let admin = match config.admin_port {
         Some(port) => {
             let admin_addr = std::net::SocketAddr::new(config.bind, port);
             let l = http::bind(admin_addr)
-                .map_err(|e| anyhow::anyhow!("cannot bind the admin port {admin_addr}: {e}"))?;
+                .with_context(|| format!("cannot bind the admin port {admin_addr}"))?;
             let bound = l.local_addr().unwrap_or(admin_addr);
             tracing::info!(addr = %bound, "admin listener (probes, /metrics)");
             Some(l)

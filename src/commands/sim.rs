@@ -41,7 +41,8 @@ fn read_nodes_file(path: &Path) -> anyhow::Result<Vec<(Option<String>, Behaviour
             let b = n
                 .behaviour
                 .parse()
-                .map_err(|e| anyhow::anyhow!("{shown}: nodes[{i}].behaviour: {e}"))?;
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("{shown}: nodes[{i}].behaviour"))?;
             Ok((n.name, b))
         })
         .collect()

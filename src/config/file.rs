@@ -148,6 +148,8 @@ fn key_before(text: &str, line: usize, column: usize) -> Option<&'static str> {
         .map(|(_, k)| k)
 }
 
+/// Checks every entry, in order, and turns it into an `Upstream`; the first
+/// refusal names the entry's field (`upstreams[2].url`) and why.
 pub(super) fn validate_entries(
     source: &str,
     entries: Vec<UpstreamRow>,
@@ -159,91 +161,16 @@ pub(super) fn validate_entries(
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(entries.len());
     for (i, e) in entries.into_iter().enumerate() {
-        let field = |f: &str| format!("{list_field}[{i}].{f}");
-        let name = e.name.trim().to_string();
-        if name.is_empty() {
-            return Err(err(source, field("name"), "is empty"));
-        }
-        if name.len() > 128 || name.chars().any(|c| c.is_control()) {
-            return Err(err(
-                source,
-                field("name"),
-                "must be at most 128 printable characters",
-            ));
-        }
-        if e.path.len() > 256 || e.path.chars().any(|c| c.is_control()) {
-            // Shown in /api/upstreams: bounded like the name.
-            return Err(err(
-                source,
-                field("path"),
-                "must be at most 256 printable characters",
-            ));
-        }
+        let refuse =
+            |f: &str, reason: String| err(source, format!("{list_field}[{i}].{f}"), reason);
+        let name = name_of(&e.name).map_err(|r| refuse("name", r))?;
+        path_ok(&e.path).map_err(|r| refuse("path", r))?;
         if let Some(first) = seen.insert(name.clone(), i) {
-            return Err(err(
-                source,
-                field("name"),
-                format!("{name:?} duplicates {list_field}[{first}].name"),
-            ));
+            let reason = format!("{name:?} duplicates {list_field}[{first}].name");
+            return Err(refuse("name", reason));
         }
-        // Never echo the URL: it may carry credentials.
-        let url = Url::parse(&e.url)
-            .map_err(|pe| err(source, field("url"), format!("not a URL ({pe})")))?;
-        if url.scheme() != "http" && url.scheme() != "https" {
-            // A pasted `token:...` parses as a URL whose scheme is the
-            // token: only a short word of letters is shown.
-            let scheme = url.scheme();
-            let reason = if scheme.len() <= 8 && scheme.chars().all(|c| c.is_ascii_alphabetic()) {
-                format!("scheme {scheme:?} is not http or https")
-            } else {
-                "scheme is not http or https".to_string()
-            };
-            return Err(err(source, field("url"), reason));
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(err(source, field("url"), "has no host"));
-        }
-        let mut headers: Vec<(String, String)> = Vec::with_capacity(e.headers.len());
-        for (k, v) in e.headers {
-            if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
-                // Never echoed: the usual typo is the whole header as its
-                // name, `"Authorization: Bearer <token>"`.
-                return Err(err(
-                    source,
-                    field("headers"),
-                    format!(
-                        "a key of {} bytes is not a valid header name (a name has no ':' or spaces; the value goes after it)",
-                        k.len()
-                    ),
-                ));
-            }
-            if headers
-                .iter()
-                .any(|(seen, _)| seen.eq_ignore_ascii_case(&k))
-            {
-                return Err(err(
-                    source,
-                    field(&format!("headers.{k}")),
-                    "is given twice (header names ignore case)",
-                ));
-            }
-            if v.len() > MAX_HEADER_VALUE {
-                return Err(err(
-                    source,
-                    field(&format!("headers.{k}")),
-                    format!("value is over {MAX_HEADER_VALUE} bytes"),
-                ));
-            }
-            if http::HeaderValue::from_str(&v).is_err() {
-                // The value is a secret: say what is wrong, not what it is.
-                return Err(err(
-                    source,
-                    field(&format!("headers.{k}")),
-                    "value is not a valid header value",
-                ));
-            }
-            headers.push((k, v));
-        }
+        let url = url_of(&e.url).map_err(|r| refuse("url", r))?;
+        let headers = headers_of(e.headers).map_err(|(f, r)| refuse(&f, r))?;
         out.push(Upstream {
             display_url: crate::redact::display_url(&url, e.url_path_public),
             name,
@@ -254,4 +181,82 @@ pub(super) fn validate_entries(
         });
     }
     Ok(out)
+}
+
+/// The trimmed name, shown everywhere an upstream is named: non-empty,
+/// short and printable.
+fn name_of(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("is empty".into());
+    }
+    if name.len() > 128 || name.chars().any(|c| c.is_control()) {
+        return Err("must be at most 128 printable characters".into());
+    }
+    Ok(name.to_string())
+}
+
+/// Shown in /api/upstreams: bounded like the name.
+fn path_ok(path: &str) -> Result<(), String> {
+    if path.len() > 256 || path.chars().any(|c| c.is_control()) {
+        return Err("must be at most 256 printable characters".into());
+    }
+    Ok(())
+}
+
+/// An http(s) URL with a host. Never echoed: it may carry credentials.
+fn url_of(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|pe| format!("not a URL ({pe})"))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        // A pasted `token:...` parses as a URL whose scheme is the
+        // token: only a short word of letters is shown.
+        let scheme = url.scheme();
+        return Err(
+            if scheme.len() <= 8 && scheme.chars().all(|c| c.is_ascii_alphabetic()) {
+                format!("scheme {scheme:?} is not http or https")
+            } else {
+                "scheme is not http or https".to_string()
+            },
+        );
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    Ok(url)
+}
+
+/// The configured headers, each a valid name (given once, ignoring case)
+/// with a valid, bounded value. A refusal is `(field, reason)`; values are
+/// secrets and never shown.
+fn headers_of(given: BTreeMap<String, String>) -> Result<Vec<(String, String)>, (String, String)> {
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(given.len());
+    for (k, v) in given {
+        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            // Never echoed: the usual typo is the whole header as its
+            // name, `"Authorization: Bearer <token>"`.
+            return Err((
+                "headers".into(),
+                format!(
+                    "a key of {} bytes is not a valid header name (a name has no ':' or spaces; the value goes after it)",
+                    k.len()
+                ),
+            ));
+        }
+        let field = format!("headers.{k}");
+        if headers
+            .iter()
+            .any(|(seen, _)| seen.eq_ignore_ascii_case(&k))
+        {
+            return Err((field, "is given twice (header names ignore case)".into()));
+        }
+        if v.len() > MAX_HEADER_VALUE {
+            return Err((field, format!("value is over {MAX_HEADER_VALUE} bytes")));
+        }
+        if http::HeaderValue::from_str(&v).is_err() {
+            // The value is a secret: say what is wrong, not what it is.
+            return Err((field, "value is not a valid header value".into()));
+        }
+        headers.push((k, v));
+    }
+    Ok(headers)
 }

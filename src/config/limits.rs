@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::error::{err, ConfigError};
-use crate::cli::Sources;
+use crate::cli::{ServeArgs, Sources};
 
 /// Longest configured header value: servers refuse request heads far
 /// smaller than an unbounded value.
@@ -53,6 +53,49 @@ pub(crate) fn at_most(
             field,
             format!("{v} is above the limit of {max} ({what})"),
         ));
+    }
+    Ok(())
+}
+
+/// The size, connection and fd-pressure flags: each within its bounds.
+pub(super) fn check_sizes(args: &ServeArgs) -> Result<(), ConfigError> {
+    let src = &args.sources;
+    if args.max_body_bytes < 1024 {
+        return Err(refuse(src, "max_body_bytes", "must be at least 1024"));
+    }
+    if args.max_state_bytes < crate::lean::api::STATE_FIXED_LEN as u64 {
+        return Err(refuse(
+            src,
+            "max_state_bytes",
+            "must hold at least a State's 228-byte fixed part",
+        ));
+    }
+    if args.max_connections == 0 {
+        return Err(refuse(src, "max_connections", "must be greater than 0"));
+    }
+    at_most(
+        src,
+        "max_body_bytes",
+        args.max_body_bytes,
+        MAX_BODY_BYTES,
+        "1 GiB",
+    )?;
+    at_most(
+        src,
+        "max_state_bytes",
+        args.max_state_bytes,
+        MAX_STATE_BYTES,
+        "4 GiB, the SSZ offset limit",
+    )?;
+    at_most(
+        src,
+        "max_connections",
+        args.max_connections as u64,
+        MAX_CONNECTIONS,
+        "2^20",
+    )?;
+    if !(args.fd_threshold > 0.0 && args.fd_threshold <= 1.0) {
+        return Err(refuse(src, "fd_threshold", "must be in (0, 1]"));
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ pub use limits::{MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HEADER_VALUE, MAX_MS, MAX_
 pub use upstream::Upstream;
 
 use file::{read_upstreams_file, validate_entries, UpstreamRow};
-use limits::{at_most, nonzero, refuse};
+use limits::{nonzero, refuse};
 use timings::Timings;
 
 /// Validated configuration of a running leanpoint.
@@ -127,42 +127,7 @@ impl Config {
         let t = Timings::resolve(args)?;
         let header_timeout = nonzero(src, "header_timeout_ms", args.header_timeout_ms)?;
         let slot = nonzero(src, "slot_ms", args.slot_ms)?;
-        if args.max_body_bytes < 1024 {
-            return Err(fail("max_body_bytes", "must be at least 1024".into()));
-        }
-        if args.max_state_bytes < crate::lean::api::STATE_FIXED_LEN as u64 {
-            return Err(fail(
-                "max_state_bytes",
-                "must hold at least a State's 228-byte fixed part".into(),
-            ));
-        }
-        if args.max_connections == 0 {
-            return Err(fail("max_connections", "must be greater than 0".into()));
-        }
-        at_most(
-            src,
-            "max_body_bytes",
-            args.max_body_bytes,
-            MAX_BODY_BYTES,
-            "1 GiB",
-        )?;
-        at_most(
-            src,
-            "max_state_bytes",
-            args.max_state_bytes,
-            MAX_STATE_BYTES,
-            "4 GiB, the SSZ offset limit",
-        )?;
-        at_most(
-            src,
-            "max_connections",
-            args.max_connections as u64,
-            MAX_CONNECTIONS,
-            "2^20",
-        )?;
-        if !(args.fd_threshold > 0.0 && args.fd_threshold <= 1.0) {
-            return Err(fail("fd_threshold", "must be in (0, 1]".into()));
-        }
+        limits::check_sizes(args)?;
         let (upstreams, upstreams_source, warnings) = upstreams()?;
         if let Some(dir) = &args.static_dir {
             if !dir.is_dir() {

@@ -2,7 +2,7 @@
 
 use reqwest::Url;
 
-/// One upstream lean node, as configured.
+/// One upstream (a lean node leanpoint polls), as configured.
 #[derive(Clone, Debug)]
 pub struct Upstream {
     pub name: String,

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::faults::{self, Behaviour, Reply};
 use super::http1::Request;
+use super::nodes::Sim;
 use super::params::{finalized_slot, justified_slot};
-use super::server::Sim;
 
 #[derive(Serialize)]
 struct NodeJson<'a> {

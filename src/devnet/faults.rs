@@ -9,10 +9,12 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::canned::{Canned, CannedReply};
 use super::chain::{Branch, Chain};
 use super::encode;
 use crate::lean::api::paths;
@@ -67,6 +69,8 @@ pub enum Behaviour {
     TrailingBytes(usize),
     /// Healthy, but 404 on /lean/v0/blocks/finalized (a node older than the route).
     NoBlockRoute,
+    /// Answers from a fixed table instead of the chain (built in code only).
+    Canned(Arc<Canned>),
 }
 
 impl Behaviour {
@@ -84,7 +88,8 @@ impl Behaviour {
             | Behaviour::BlackholeConnect
             | Behaviour::HttpStatus(_)
             | Behaviour::Garbage
-            | Behaviour::Oversized => None,
+            | Behaviour::Oversized
+            | Behaviour::Canned(_) => None,
             _ => Some(Branch::Main),
         }
     }
@@ -182,6 +187,7 @@ impl fmt::Display for Behaviour {
             Behaviour::TrailingBytes(n) if *n == DEFAULT_TRAILING => f.write_str("trailing-bytes"),
             Behaviour::TrailingBytes(n) => write!(f, "trailing-bytes:{n}"),
             Behaviour::NoBlockRoute => f.write_str("no-block-route"),
+            Behaviour::Canned(_) => f.write_str("canned"),
         }
     }
 }
@@ -250,6 +256,8 @@ pub enum Reply {
     },
     Hang,
     HalfClose,
+    /// A canned node's reply to the request's path.
+    Canned(CannedReply),
     /// Headers with the full length, half of `body`, then RST.
     Reset {
         content_type: &'static str,
@@ -407,6 +415,8 @@ pub fn reply(b: &Behaviour, route: Route, chain: &Chain) -> Reply {
         | Behaviour::TrailingBytes(_)
         | Behaviour::NoBlockRoute => healthy(chain, route, Branch::Main, 0),
         Behaviour::AcceptHang | Behaviour::BlackholeConnect | Behaviour::HalfClose => Reply::Hang,
+        // Answered by path before the route is known (server::node_reply).
+        Behaviour::Canned(canned) => Reply::Canned(canned.reply("").clone()),
     }
 }
 

@@ -181,8 +181,11 @@ mod tests {
             parse_head(b"POST /admin HTTP/1.1\r\nContent-Length: 11\r\nConnection: close\r\n\r\n")
                 .expect("ok");
         assert_eq!((close, len), (true, 11));
-        assert!(parse_head(b"GET\r\n\r\n").is_err());
-        assert!(parse_head(b"GET / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n").is_err());
+        let e = parse_head(b"GET\r\n\r\n").expect_err("no target, no version");
+        assert_eq!(e.to_string(), "malformed request line");
+        let e = parse_head(b"GET / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n")
+            .expect_err("over MAX_BODY");
+        assert_eq!(e.to_string(), "request body too large");
         let (_, _, close, _) = parse_head(b"GET / HTTP/1.0\r\n\r\n").expect("ok");
         assert!(close);
     }

@@ -14,17 +14,24 @@
 //!   blocks and states with real hash tree roots (`accumulator`: the growing
 //!   history list's root); `encode`: bytes.
 //! - `faults`: behaviours and the reply each gives a request.
-//! - `server`: listeners, connections and raw-socket faults; `http1`: the
+//! - `canned`: nodes that answer from a fixed table of exact bytes (tests).
+//! - `server`: listeners, connections and raw-socket faults; `conns`: each
+//!   node's connection ledger; `in_process`: a sim run by a test in the
+//!   same process; `http1`: the
 //!   minimal HTTP/1.1 they speak; `wire`: replies on the wire, faults
 //!   included; `admin`: the admin endpoint.
 
 mod accumulator;
 mod admin;
+pub mod canned;
 pub mod chain;
+pub mod conns;
 pub mod encode;
 pub mod faults;
 mod http1;
+pub mod in_process;
 pub mod ledger;
+mod nodes;
 pub mod params;
 pub mod server;
 mod wire;
@@ -32,6 +39,7 @@ mod wire;
 use std::str::FromStr;
 
 pub use faults::Behaviour;
+pub use in_process::SimHandle;
 pub use server::{Addressing, NodeInfo, NodeSpec, RunningSim, SimConfig};
 
 /// Simulated upstreams beyond this are almost certainly a typo, and would need more fds
@@ -82,7 +90,11 @@ mod tests {
             "3".parse::<NodeGroups>().expect("ok").0,
             vec![Behaviour::Healthy; 3]
         );
-        assert!("2:sleepy".parse::<NodeGroups>().is_err());
-        assert!("20000".parse::<NodeGroups>().is_err());
+        let e = "2:sleepy"
+            .parse::<NodeGroups>()
+            .expect_err("no such behaviour");
+        assert!(e.starts_with("unknown behaviour \"sleepy\""), "{e}");
+        let e = "20000".parse::<NodeGroups>().expect_err("over MAX_NODES");
+        assert_eq!(e, format!("more than {MAX_NODES} nodes"));
     }
 }

@@ -18,7 +18,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::chain::{Branch, Chain, ChainParams};
+use super::conns::Conns;
 use super::faults::{self, Behaviour, Reply, Route};
+use super::nodes::Node;
+use super::nodes::Sim;
+pub use super::nodes::{Addressing, NodeInfo, NodeSpec, SimConfig};
 use super::{admin, http1, wire};
 use crate::shutdown::Shutdown;
 
@@ -26,76 +30,12 @@ use crate::shutdown::Shutdown;
 const IDLE: Duration = Duration::from_secs(60);
 /// The accept backlog outside blackhole mode (tokio's default).
 const BACKLOG: i32 = 1024;
-/// Longest wait for a node's accept loop to enter or leave blackhole mode.
-const SETTLE: Duration = Duration::from_secs(3);
-
-/// One node to simulate.
-#[derive(Clone, Debug)]
-pub struct NodeSpec {
-    pub name: String,
-    pub behaviour: Behaviour,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub enum Addressing {
-    /// One port per node: `base + i`, or ephemeral ports.
-    Ports { base: Option<u16> },
-    /// One port (0: ephemeral) with `/node/{i}` prefixes.
-    Paths { port: u16 },
-}
-
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    pub chain: ChainParams,
-    pub nodes: Vec<NodeSpec>,
-    pub bind: IpAddr,
-    pub addressing: Addressing,
-    pub admin_port: u16,
-}
-
-/// A running node, as shown to the caller and the admin endpoint.
-pub(crate) struct Node {
-    pub name: String,
-    pub url: String,
-    pub behaviour: watch::Sender<Behaviour>,
-    /// True while the node's accept queue is held full: set by its accept
-    /// loop, awaited by whoever switched the behaviour, so "blackholed"
-    /// means the kernel already drops SYNs.
-    pub blackholed: watch::Sender<bool>,
-}
-
-impl Node {
-    /// Waits (bounded) until the accept loop has applied the behaviour's
-    /// blackhole state. False if it did not within the bound.
-    pub async fn settled(&self) -> bool {
-        let want = self.behaviour.borrow().needs_own_port();
-        let mut rx = self.blackholed.subscribe();
-        tokio::time::timeout(SETTLE, rx.wait_for(|b| *b == want))
-            .await
-            .is_ok_and(|r| r.is_ok())
-    }
-}
-
-/// State shared by every listener and connection of one sim.
-pub(crate) struct Sim {
-    pub chain: Chain,
-    pub nodes: Vec<Node>,
-    pub single_port: bool,
-}
-
-/// What the caller learns about a started node.
-#[derive(Clone, Debug)]
-pub struct NodeInfo {
-    pub name: String,
-    /// Base URL: `http://127.0.0.1:P` or `http://127.0.0.1:P/node/i`.
-    pub url: String,
-    pub behaviour: Behaviour,
-}
-
 /// A started sim. Dropping it stops the listeners.
 pub struct RunningSim {
     pub nodes: Vec<NodeInfo>,
     pub admin_url: String,
+    /// For [`RunningSim::handle`] (in `in_process`).
+    pub(crate) sim: Arc<Sim>,
     _tasks: JoinSet<()>,
 }
 
@@ -194,6 +134,7 @@ pub async fn start(config: SimConfig, shutdown: Shutdown) -> anyhow::Result<Runn
                 url: n.url.clone(),
                 behaviour: watch::channel(n.behaviour.clone()).0,
                 blackholed: watch::channel(false).0,
+                conns: Conns::default(),
             })
             .collect(),
         single_port,
@@ -216,6 +157,7 @@ pub async fn start(config: SimConfig, shutdown: Shutdown) -> anyhow::Result<Runn
     Ok(RunningSim {
         nodes,
         admin_url,
+        sim,
         _tasks: tasks,
     })
 }
@@ -336,24 +278,36 @@ async fn fill_accept_queue(addr: SocketAddr) -> Vec<TcpStream> {
 
 async fn connection(sim: Arc<Sim>, target: Target, mut stream: TcpStream, mut shutdown: Shutdown) {
     let _ = stream.set_nodelay(true);
+    let id = match target {
+        Target::Node(i) => Some(sim.nodes[i].conns.accepted(&stream)),
+        _ => None,
+    };
     tokio::select! {
         _ = shutdown.wait() => {}
-        _ = serve(&sim, target, &mut stream) => {}
+        _ = serve(&sim, target, &mut stream, id) => {}
+    }
+    if let (Target::Node(i), Some(id)) = (target, id) {
+        sim.nodes[i].conns.closed(id);
     }
 }
 
-async fn serve(sim: &Sim, target: Target, stream: &mut TcpStream) {
+/// `conn`: the id of the connection in its node's ledger (own port only).
+async fn serve(sim: &Sim, target: Target, stream: &mut TcpStream, conn: Option<usize>) {
     let mut buf = BytesMut::with_capacity(1024);
     loop {
         let req = match http1::read_request(stream, &mut buf, IDLE).await {
             Ok(Some(r)) => r,
             _ => return,
         };
+        let node = |i: usize, path: &str| {
+            sim.nodes[i].conns.request(conn, path);
+            node_reply(sim, i, &req.method, path)
+        };
         let reply = match target {
             Target::Admin => admin::handle(sim, &req).await,
-            Target::Node(i) => node_reply(sim, i, &req.method, &req.path),
+            Target::Node(i) => node(i, &req.path),
             Target::Shared => match split_node_path(&req.path, sim.nodes.len()) {
-                Some((i, rest)) => node_reply(sim, i, &req.method, rest),
+                Some((i, rest)) => node(i, rest),
                 None => faults::not_found(),
             },
         };
@@ -376,6 +330,9 @@ fn split_node_path(path: &str, nodes: usize) -> Option<(usize, &str)> {
 
 fn node_reply(sim: &Sim, i: usize, method: &str, path: &str) -> Reply {
     let behaviour = sim.nodes[i].behaviour.borrow().clone();
+    if let Behaviour::Canned(canned) = &behaviour {
+        return Reply::Canned(canned.reply(path).clone());
+    }
     if method != "GET" {
         return faults::status_reply(405, "Method Not Allowed");
     }

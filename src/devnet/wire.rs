@@ -29,6 +29,7 @@ pub async fn send(stream: &mut TcpStream, reply: Reply, close: bool) -> bool {
                 .is_ok()
                 && !close
         }
+        Reply::Canned(reply) => super::canned::send(stream, &reply, close).await,
         Reply::Hang => {
             http1::drain_until_closed(stream).await;
             false

@@ -124,16 +124,13 @@ pub async fn serve_live(
     live: Live,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    let state = live.current();
-    let app = routes::live_router(live);
-    let cap = state.config.max_connections;
-    accept_loop(
+    let cap = live.current().config.max_connections;
+    serve_router(
         listener,
-        app,
-        &state,
+        routes::live_router(live.clone()),
+        live,
         cap,
         shutdown,
-        ServeOptions::default(),
     )
     .await
 }
@@ -150,13 +147,24 @@ pub async fn serve_admin(
     live: Live,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
+    let app = routes::admin_router(live.clone());
+    serve_router(listener, app, live, ADMIN_CONNECTIONS, shutdown).await
+}
+
+/// A router of the state in service, at most `cap` connections at once.
+async fn serve_router(
+    listener: TcpListener,
+    app: axum::Router,
+    live: Live,
+    cap: usize,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
     let state = live.current();
-    let app = routes::admin_router(live);
     accept_loop(
         listener,
         app,
         &state,
-        ADMIN_CONNECTIONS,
+        cap,
         shutdown,
         ServeOptions::default(),
     )

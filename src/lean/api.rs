@@ -345,6 +345,11 @@ pub struct Health {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// The message of a refusal: each test names the error it expects.
+    fn refused<T: std::fmt::Debug>(r: Result<T, DecodeError>) -> String {
+        r.expect_err("refused").to_string()
+    }
     use std::path::PathBuf;
 
     /// A file of `tests/fixtures/lean-api/<folder>`; also used by the
@@ -380,7 +385,8 @@ pub(crate) mod tests {
     fn justified_fixture_parses() {
         let cp = parse_checkpoint(&fixture("advanced", "checkpoints_justified.json")).expect("cp");
         assert_eq!(cp.slot, 10);
-        assert!(parse_checkpoint(&fixture("nostore", "checkpoints_justified.503.txt")).is_err());
+        let e = parse_checkpoint(&fixture("nostore", "checkpoints_justified.503.txt"));
+        assert!(refused(e).starts_with("checkpoint JSON: "));
     }
 
     #[test]
@@ -405,17 +411,28 @@ pub(crate) mod tests {
     #[test]
     fn damaged_states_are_named_errors() {
         let good = fixture("advanced", "states_finalized.ssz");
-        for cut in [0, 15, 227, 500, 965] {
-            assert!(validate_state(&good[..cut]).is_err(), "truncated at {cut}");
+        for (cut, says) in [
+            (0, "truncated: 0 bytes"),
+            (15, "truncated: 15 bytes"),
+            (227, "truncated: 227 bytes"),
+            (500, "offset 1 = 516 is out of order or past the body"),
+            (965, "bitlist is empty"),
+        ] {
+            let e = refused(validate_state(&good[..cut]));
+            assert!(e.contains(says), "truncated at {cut}: {e}");
         }
         let mut bad_offset = good.clone();
         bad_offset[212..216].copy_from_slice(&5000u32.to_le_bytes());
-        assert!(validate_state(&bad_offset).is_err());
+        assert!(refused(validate_state(&bad_offset)).contains("offset 1 = 5000"));
         let mut bad_slot = good.clone();
         bad_slot[16..24].copy_from_slice(&3u64.to_le_bytes());
-        assert!(validate_state(&bad_slot).is_err());
+        let e = refused(validate_state(&bad_slot));
+        assert!(
+            e.contains("differs from its latest block header slot 3"),
+            "{e}"
+        );
         let html = b"<html><body>502 Bad Gateway</body></html>".repeat(10);
-        assert!(validate_state(&html).is_err());
+        assert!(refused(validate_state(&html)).contains("is implausible"));
     }
 
     #[test]
@@ -426,17 +443,19 @@ pub(crate) mod tests {
             b"{\"nodes\":[],\"head\":\"0x00\"}",
             b"\xff\xfe",
         ] {
-            assert!(parse_fork_choice(body).is_err());
+            let e = refused(parse_fork_choice(body));
+            assert!(e.starts_with("fork_choice JSON: "), "{e}");
         }
         let absurd = br#"{"nodes":[{"root":"0x0000000000000000000000000000000000000000000000000000000000000001","slot":18446744073709551615}],"head":"0x0000000000000000000000000000000000000000000000000000000000000001","justified":{"slot":1,"root":"0x0000000000000000000000000000000000000000000000000000000000000001"},"finalized":{"slot":1,"root":"0x0000000000000000000000000000000000000000000000000000000000000001"}}"#;
-        assert!(parse_fork_choice(absurd).is_err());
+        assert!(refused(parse_fork_choice(absurd))
+            .starts_with("head slot 18446744073709551615 is implausible"));
     }
 
     #[test]
     fn root_roundtrip() {
         let s = "0x66a8389725c97ca54a83ffc1c1362587630c1e4a794054ba44c74379f4478d03";
         assert_eq!(Root::from_hex(s).expect("hex").to_string(), s);
-        assert!(Root::from_hex("66a8").is_err());
-        assert!(Root::from_hex(&format!("0x{}", "zz".repeat(32))).is_err());
+        assert!(refused(Root::from_hex("66a8")).contains("lacks the 0x prefix"));
+        assert!(refused(Root::from_hex(&format!("0x{}", "zz".repeat(32)))).contains("non-hex"));
     }
 }

@@ -1,4 +1,4 @@
-//! The finalized-pair cache.
+//! The fetcher: the served finalized pair.
 //!
 //! When the agreed finalized checkpoint changes, its SignedBlock and State
 //! are downloaded once, from one upstream that reports exactly that
@@ -20,36 +20,29 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::agreement::Finalized;
 use crate::lean::api::Root;
+use crate::served::pair::ServedState;
 use crate::served::verify::{verify_pair, VerifiedPair, VerifyError};
-use crate::service::{lock, unix_ms, AppState, ServedState, StateTarget};
+use crate::service::{lock, AppState};
 use crate::shutdown::Shutdown;
-use crate::upstream::is_not_found;
+use crate::upstream::{is_not_found, Requester};
+
+mod pending;
+use pending::{install_pending, keep_newer, Pending};
 
 /// Pause after the first round over all sources that gave no usable pair;
 /// doubled after each further round, up to the poll interval.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Proven pairs of checkpoints newer than the agreed one, kept for when the
-/// agreement reaches them: with polls spread over an interval, an upstream
-/// reporting the agreed checkpoint has often finalized the next by the
-/// time its pair is downloaded.
-const PENDING_PAIRS: usize = 4;
-
-/// A proven pair of a newer checkpoint and the upstream that sent it.
-type Pending = Vec<(VerifiedPair, usize)>;
-
 pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
-    let mut target_rx = state.state_target.subscribe();
+    let mut target_rx = state.fetch_target.subscribe();
     let mut pending: Pending = Vec::new();
     loop {
         let target = *target_rx.borrow_and_update();
         if let Some(target) = target {
             let served = state.served_state();
-            let have = served.is_some_and(|s| {
-                s.slot == target.finalized.slot
-                    && (target.finalized.root.is_none() || s.root == target.finalized.root)
-            });
+            let have = served.is_some_and(|s| s.is_pair_of(target));
             if !have && !install_pending(&state, target, &mut pending) {
                 tokio::select! {
                     _ = shutdown.wait() => return,
@@ -68,8 +61,8 @@ pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
 /// or the target changes (a newer agreement makes this one moot).
 async fn fetch_until_done(
     state: &AppState,
-    target: StateTarget,
-    target_rx: &mut tokio::sync::watch::Receiver<Option<StateTarget>>,
+    target: Finalized,
+    target_rx: &mut tokio::sync::watch::Receiver<Option<Finalized>>,
     pending: &mut Pending,
 ) {
     let mut pause = RETRY_AFTER;
@@ -97,14 +90,14 @@ async fn fetch_until_done(
 
 /// Supporters of the agreement that report exactly the agreed checkpoint:
 /// the finalized routes of one already past it serve a newer pair.
-fn sources(state: &AppState, target: StateTarget) -> Vec<usize> {
+fn sources(state: &AppState, target: Finalized) -> Vec<usize> {
     state
         .supporters()
         .into_iter()
         .filter(|&i| {
             state.upstreams[i].view().observation.is_some_and(|o| {
-                o.finalized_slot == target.finalized.slot
-                    && (o.finalized_root.is_none() || o.finalized_root == target.finalized.root)
+                o.finalized_slot == target.slot
+                    && (o.finalized_root.is_none() || o.finalized_root == target.root)
             })
         })
         .collect()
@@ -123,60 +116,33 @@ struct Spare {
 /// Downloads from upstream `i` and installs a pair if it is proven.
 async fn try_one(
     state: &AppState,
-    target: StateTarget,
+    target: Finalized,
     i: usize,
     spare: &mut Spare,
     pending: &mut Pending,
 ) -> bool {
-    let upstream = &state.upstreams[i].config;
     // One request in flight per upstream: wait for its poll to end.
     let _request = state.upstreams[i].request_lock.lock().await;
     let requester = state.requester(i);
-    let cap = state.config.max_state_bytes;
-    let block = match target.finalized.root {
+    let block = match target.root {
         None => None,
-        Some(_) => {
-            let deadline = Instant::now() + state.config.timeout;
-            match requester.fetch_block(cap, deadline).await {
-                Ok(b) => Some(b),
-                Err(e) if is_not_found(&e) && spare.block.is_some() => spare.block.clone(),
-                Err(e) if is_not_found(&e) => {
-                    // Its State may still be proven by another source's block.
-                    if spare.state.is_none() {
-                        let deadline = Instant::now()
-                            + download_budget(state.config.timeout, state.config.stale);
-                        state.metrics.state_fetches.inc();
-                        match requester.fetch_state(cap, deadline).await {
-                            Ok((bytes, _)) => spare.state = Some((bytes, i)),
-                            Err(e) => refuse(state, i, "fetch_failed", e.to_string()),
-                        }
-                    }
-                    refuse(state, i, "block_unavailable", "serves no /lean/v0/blocks/finalized (404); its State is served only with a block from another source".into());
-                    return false;
-                }
-                Err(e) => {
-                    refuse(state, i, "fetch_failed", e.to_string());
-                    return false;
-                }
-            }
-        }
-    };
-    if let (Some(root), Some(block), Some((bytes, from))) =
-        (target.finalized.root, &block, spare.state.clone())
-    {
-        if let Ok(pair) = verify_pair(target.finalized.slot, root, block.clone(), bytes) {
-            if descends_from_served(state, &pair.state, target.finalized.slot).is_ok() {
-                install_verified(state, from, target, pair);
+        Some(root) => {
+            let Some(block) = block_from(state, &requester, i, spare).await else {
+                return false;
+            };
+            if install_spare_state(state, target, root, &block, spare) {
                 return true;
             }
+            Some(block)
         }
-    }
+    };
     state.metrics.state_fetches.inc();
     // A state is larger than a poll's JSON: allow it the total deadline
     // several times over, still bounded, and within half the stale window:
     // this upstream's polls wait for the download, and its vote must not go
     // stale meanwhile.
     let deadline = Instant::now() + download_budget(state.config.timeout, state.config.stale);
+    let cap = state.config.max_state_bytes;
     let (bytes, header) = match requester.fetch_state(cap, deadline).await {
         Ok(ok) => ok,
         Err(e) => {
@@ -184,25 +150,103 @@ async fn try_one(
             return false;
         }
     };
-    let (Some(root), Some(block)) = (target.finalized.root, block) else {
-        if header.slot != target.finalized.slot {
-            refuse(
-                state,
-                i,
-                "state_slot_mismatch",
-                format!(
-                    "state slot {} is not the agreed slot {} (upstream moved on)",
-                    header.slot, target.finalized.slot
-                ),
-            );
-            return false;
+    match (target.root, block) {
+        (Some(root), Some(block)) => prove(state, target, i, (root, block), bytes, spare, pending),
+        _ => install_by_slot(state, target, i, header.slot, bytes),
+    }
+}
+
+/// The finalized block from upstream `i`, or the one kept from another
+/// source when `i` has no block route. None when this source is done: its
+/// State (of a block-less upstream) is kept for a block from another.
+async fn block_from(
+    state: &AppState,
+    requester: &Requester<'_>,
+    i: usize,
+    spare: &mut Spare,
+) -> Option<Bytes> {
+    let cap = state.config.max_state_bytes;
+    let deadline = Instant::now() + state.config.timeout;
+    match requester.fetch_block(cap, deadline).await {
+        Ok(b) => Some(b),
+        Err(e) if is_not_found(&e) && spare.block.is_some() => spare.block.clone(),
+        Err(e) if is_not_found(&e) => {
+            // Its State may still be proven by another source's block.
+            if spare.state.is_none() {
+                let deadline =
+                    Instant::now() + download_budget(state.config.timeout, state.config.stale);
+                state.metrics.state_fetches.inc();
+                match requester.fetch_state(cap, deadline).await {
+                    Ok((bytes, _)) => spare.state = Some((bytes, i)),
+                    Err(e) => refuse(state, i, "fetch_failed", e.to_string()),
+                }
+            }
+            refuse(state, i, "block_unavailable", "serves no /lean/v0/blocks/finalized (404); its State is served only with a block from another source".into());
+            None
         }
-        tracing::info!(upstream = %upstream.name, slot = header.slot, bytes = bytes.len(), "finalized state cached by slot alone (unverified: no root agreed)");
-        let etag = format!("\"slot-{}-{:016x}\"", header.slot, fnv1a(&bytes));
-        install(state, i, target, bytes, None, None, etag);
-        return true;
+        Err(e) => {
+            refuse(state, i, "fetch_failed", e.to_string());
+            None
+        }
+    }
+}
+
+/// Installs the kept State of a block-less upstream if `block` proves it.
+fn install_spare_state(
+    state: &AppState,
+    target: Finalized,
+    root: Root,
+    block: &Bytes,
+    spare: &Spare,
+) -> bool {
+    let Some((bytes, from)) = spare.state.clone() else {
+        return false;
     };
-    let pair = match verify_pair(target.finalized.slot, root, block.clone(), bytes.clone()) {
+    let Ok(pair) = verify_pair(target.slot, root, block.clone(), bytes) else {
+        return false;
+    };
+    if descends_from_served(state, &pair.state, target.slot).is_err() {
+        return false;
+    }
+    install_verified(state, from, target, pair);
+    true
+}
+
+/// Installs the State of a checkpoint agreed by slot alone: there is no
+/// root to prove it against, so its slot is all that is checked.
+fn install_by_slot(state: &AppState, target: Finalized, i: usize, slot: u64, bytes: Bytes) -> bool {
+    if slot != target.slot {
+        refuse(
+            state,
+            i,
+            "state_slot_mismatch",
+            format!(
+                "state slot {slot} is not the agreed slot {} (upstream moved on)",
+                target.slot
+            ),
+        );
+        return false;
+    }
+    let upstream = &state.upstreams[i].config;
+    tracing::info!(upstream = %upstream.name, slot, bytes = bytes.len(), "finalized state cached by slot alone (unverified: no root agreed)");
+    let etag = format!("\"slot-{slot}-{:016x}\"", fnv1a(&bytes));
+    install(state, i, target, bytes, None, None, etag);
+    true
+}
+
+/// Proves (block, State) from upstream `i` against the agreed root and
+/// installs the pair; otherwise names why not, and keeps what a later
+/// source may use (a newer proven pair, a block whose root matched).
+fn prove(
+    state: &AppState,
+    target: Finalized,
+    i: usize,
+    (root, block): (Root, Bytes),
+    bytes: Bytes,
+    spare: &mut Spare,
+    pending: &mut Pending,
+) -> bool {
+    let pair = match verify_pair(target.slot, root, block.clone(), bytes.clone()) {
         Ok(p) => p,
         Err(VerifyError::BlockRootMismatch { .. })
             if keep_newer(target, &block, bytes, i, pending) =>
@@ -220,58 +264,12 @@ async fn try_one(
             return false;
         }
     };
-    if let Err(why) = descends_from_served(state, &pair.state, target.finalized.slot) {
+    if let Err(why) = descends_from_served(state, &pair.state, target.slot) {
         refuse(state, i, "not_descendant", why);
         return false;
     }
+    let upstream = &state.upstreams[i].config;
     tracing::info!(upstream = %upstream.name, slot = pair.slot, block_root = %pair.block_root, state_root = %pair.state_root, state_bytes = pair.state.len(), block_bytes = pair.block.len(), "verified finalized pair cached");
-    install_verified(state, i, target, pair);
-    true
-}
-
-/// Keeps the pair of a newer checkpoint if it proves itself (its block's own
-/// slot and root, then `verify_pair` against them).
-fn keep_newer(
-    target: StateTarget,
-    block: &Bytes,
-    state_bytes: Bytes,
-    i: usize,
-    pending: &mut Pending,
-) -> bool {
-    let Ok(signed) = crate::lean::ssz::decode_signed_block(block) else {
-        return false;
-    };
-    let (slot, root) = (signed.block.slot, crate::lean::ssz::htr(&signed.block));
-    if slot <= target.finalized.slot {
-        return false;
-    }
-    let Ok(pair) = verify_pair(slot, root, block.clone(), state_bytes) else {
-        return false;
-    };
-    pending.retain(|(p, _)| p.block_root != root);
-    pending.push((pair, i));
-    pending.sort_by_key(|(p, _)| std::cmp::Reverse(p.slot));
-    pending.truncate(PENDING_PAIRS);
-    true
-}
-
-/// Installs a kept pair if it is the agreed checkpoint's.
-fn install_pending(state: &AppState, target: StateTarget, pending: &mut Pending) -> bool {
-    pending.retain(|(p, _)| p.slot >= target.finalized.slot);
-    let Some(root) = target.finalized.root else {
-        return false;
-    };
-    let Some(pos) = pending
-        .iter()
-        .position(|(p, _)| p.slot == target.finalized.slot && p.block_root == root)
-    else {
-        return false;
-    };
-    let (pair, i) = pending.swap_remove(pos);
-    if descends_from_served(state, &pair.state, pair.slot).is_err() {
-        return false;
-    }
-    tracing::info!(upstream = %state.upstreams[i].config.name, slot = pair.slot, block_root = %pair.block_root, "verified finalized pair cached (downloaded ahead of the agreement)");
     install_verified(state, i, target, pair);
     true
 }
@@ -298,7 +296,7 @@ fn descends_from_served(state: &AppState, new_state: &[u8], slot: u64) -> Result
 /// Installs a verified pair for `target`. Its ETag is the block root (which
 /// `verify_pair` proved to be the agreed root), so every replica serving this
 /// checkpoint answers conditional and range requests alike.
-fn install_verified(state: &AppState, i: usize, target: StateTarget, pair: VerifiedPair) {
+fn install_verified(state: &AppState, i: usize, target: Finalized, pair: VerifiedPair) {
     let etag = format!("\"{}\"", pair.block_root);
     install(
         state,
@@ -314,7 +312,7 @@ fn install_verified(state: &AppState, i: usize, target: StateTarget, pair: Verif
 fn install(
     state: &AppState,
     i: usize,
-    target: StateTarget,
+    target: Finalized,
     bytes: Bytes,
     block: Option<Bytes>,
     state_root: Option<Root>,
@@ -322,15 +320,14 @@ fn install(
 ) {
     lock(&state.upstreams[i].view).pair_error = None;
     state.install_state(ServedState {
-        slot: target.finalized.slot,
-        root: target.finalized.root,
+        slot: target.slot,
+        root: target.root,
         genesis_time: crate::agreement::ancestry::state_genesis_time(&bytes).unwrap_or(0),
         bytes,
         etag,
         block,
         state_root,
         fetched_from: state.upstreams[i].config.name.clone(),
-        fetched_at_ms: unix_ms(),
     });
 }
 
@@ -354,3 +351,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
     })
 }
+
+#[cfg(test)]
+#[path = "fetcher_tests.rs"]
+mod tests;

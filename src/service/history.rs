@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::agreement::Finalized;
 use crate::lean::api::Root;
-use crate::service::Finalized;
 use crate::upstream::{Observation, UpstreamError};
 
 /// Agreed finalized checkpoints kept.

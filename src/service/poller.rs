@@ -1,5 +1,4 @@
-//! Polling: one task per upstream, and the decider that turns the upstreams'
-//! views into an agreement.
+//! Polling: one task per upstream.
 //!
 //! Each upstream task owns at most one poll future at a time. Ticks keep
 //! coming on the upstream's own interval; a tick that finds the poll still
@@ -45,7 +44,7 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
                     tracing::debug!(upstream = %state.upstreams[i].config.name, "poll still running; tick skipped");
                     continue;
                 }
-                // The state cache may be downloading from this upstream. Then
+                // The fetcher may be downloading from this upstream. Then
                 // this tick is skipped like one that finds a poll running; a
                 // poll queued behind the download would start the instant the
                 // download ends, while a timed-out download's socket may not
@@ -150,65 +149,86 @@ fn log_outcome(state: &AppState, i: usize, result: &Result<Observation, Upstream
     }
 }
 
-/// Recomputes the decision after every poll and at least once per poll
-/// interval (observations age out of the stale window without any poll).
-///
-/// No decision is made before every upstream's first poll has ended (either
-/// way). Until then an upstream not yet asked looks like one that is down,
-/// so the first answers would decide alone: under responding-majority the
-/// very first upstream to answer is "1 of 1", and under count:N the first N
-/// of one fork win before the other fork is heard. The wait is bounded: the
-/// first polls start within one interval and each ends at its deadline.
-pub async fn run_decider(state: Arc<AppState>, mut shutdown: Shutdown) {
-    let mut first_round_done = false;
-    let mut ticks = tokio::time::interval(state.config.poll.min(Duration::from_secs(1)));
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut had_agreement = false;
-    // With many upstreams polls finish continuously; deciding once per batch
-    // instead of once per poll keeps the decider's cost flat (a decision
-    // reads every upstream's view). A twentieth of the interval keeps the
-    // agreement at most that much behind the polls.
-    let batch =
-        (state.config.poll / 20).clamp(Duration::from_millis(1), Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => break,
-            _ = state.poll_finished.notified() => {
-                tokio::select! {
-                    _ = shutdown.wait() => break,
-                    _ = tokio::time::sleep(batch) => {}
-                }
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::net::TcpListener;
+
+    use crate::service::testing::{state, until};
+
+    /// An upstream that accepts connections, reads nothing and never
+    /// answers: every poll runs until its deadline. Counts connections.
+    async fn hanging_upstream() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
             }
-            _ = ticks.tick() => {}
-        }
-        if !first_round_done {
-            let polled = state.polled_once();
-            if polled < state.upstreams.len() {
-                state.note_first_round(polled);
-                continue;
-            }
-            first_round_done = true;
-        }
-        let votes = state.fresh_votes();
-        let decision = state.decide(&votes);
-        state.apply(&decision, &votes);
-        let has = decision.agreed.is_some();
-        if has != had_agreement {
-            let c = state.consensus();
-            if has {
-                tracing::info!(
-                    finalized_slot = c.finalized.map(|f| f.slot),
-                    agreeing = c.agreeing,
-                    required = c.required,
-                    "agreement reached"
-                );
-            } else {
-                tracing::warn!(
-                    reason = c.last_error.as_deref().unwrap_or(""),
-                    "agreement lost"
-                );
-            }
-            had_agreement = has;
-        }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_tick_that_finds_a_poll_running_is_skipped() {
+        let (url, accepted) = hanging_upstream().await;
+        let state = state(
+            &[("hang", &url)],
+            &["--poll-ms", "20", "--timeout-ms", "10000"],
+        );
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(super::run_upstream(state.clone(), 0, shutdown));
+        let skipped = || state.upstreams[0].view().polls_skipped;
+        until(Duration::from_secs(5), "5 skipped ticks", || skipped() >= 5).await;
+        let v = state.upstreams[0].view();
+        assert_eq!(v.polls, 1, "one poll started: {v:?}");
+        assert_eq!(v.last_attempt_ms, None, "and it is still running");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection");
+        assert_eq!(state.metrics.upstreams[0].polls.get(), 1);
+        assert!(state.metrics.upstreams[0].polls_skipped.get() >= 5);
+        trigger.fire();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the poller stops at shutdown")
+            .expect("poller task");
+    }
+
+    #[tokio::test]
+    async fn a_tick_is_skipped_while_the_fetcher_holds_the_request_lock() {
+        let (url, accepted) = hanging_upstream().await;
+        let state = state(&[("busy", &url)], &["--poll-ms", "20"]);
+        let held = state.upstreams[0].request_lock.clone().lock_owned().await;
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(super::run_upstream(state.clone(), 0, shutdown));
+        let skipped = || state.upstreams[0].view().polls_skipped;
+        until(Duration::from_secs(5), "3 skipped ticks", || skipped() >= 3).await;
+        assert_eq!(state.upstreams[0].view().polls, 0);
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            0,
+            "no request while it is held"
+        );
+        drop(held);
+        let polls = || state.upstreams[0].view().polls;
+        until(Duration::from_secs(5), "a poll once released", || {
+            polls() >= 1
+        })
+        .await;
+        until(Duration::from_secs(5), "its connection", || {
+            accepted.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        trigger.fire();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the poller stops at shutdown")
+            .expect("poller task");
     }
 }

@@ -5,7 +5,7 @@
 //! first; if it cannot run (unreadable, invalid, or `--agreement count:N`
 //! above the new upstream count) the running configuration stays and the
 //! reason is logged. Otherwise the workers of the old state (pollers,
-//! decider, state cache) are stopped, which cancels their requests and
+//! decider, fetcher) are stopped, which cancels their requests and
 //! closes their sockets; a new `AppState` for the new upstream set takes
 //! over what the old one knew (`AppState::adopt`: served checkpoint and
 //! State, agreement, views of upstreams kept by name), its workers start,
@@ -15,6 +15,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use anyhow::Context as _;
 use axum::extract::FromRef;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -122,10 +123,7 @@ fn spawn_workers(state: &Arc<AppState>, stop: &Shutdown) -> JoinSet<()> {
             stop.clone(),
         ));
     }
-    tasks.spawn(crate::service::poller::run_decider(
-        state.clone(),
-        stop.clone(),
-    ));
+    tasks.spawn(crate::service::decider::run(state.clone(), stop.clone()));
     tasks.spawn(crate::service::fetcher::run(state.clone(), stop.clone()));
     tasks
 }
@@ -155,8 +153,7 @@ pub fn validate(running: &Config) -> anyhow::Result<Config> {
 /// families and takes over what it knew.
 fn rebuild(old: &AppState, config: Config) -> anyhow::Result<Arc<AppState>> {
     let names: Vec<String> = config.upstreams.iter().map(|u| u.name.clone()).collect();
-    let client = crate::upstream::build_client(&config)
-        .map_err(|e| anyhow::anyhow!("building the HTTP client: {e}"))?;
+    let client = crate::upstream::build_client(&config).context("building the HTTP client")?;
     let metrics = old.metrics.for_upstreams(&names);
     let mut next = AppState::new(config, old.registry.clone(), metrics, client);
     // Still the same process: its uptime goes on.

@@ -4,15 +4,16 @@ use std::io::IsTerminal as _;
 
 use crate::cli::LogFormat;
 
+/// A `--log-level` that is not a filter. The parser's reason echoes the
+/// input, so only a bounded excerpt of it is shown.
+#[derive(Debug, thiserror::Error)]
+#[error("not a log level or tracing filter directive ({})", crate::redact::bound(&.0.to_string(), 120))]
+pub struct BadFilter(tracing_subscriber::filter::ParseError);
+
 /// The filter `--log-level` asks for, or why it is not one. A typo must not
 /// silently become `info`.
-pub fn filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
-    tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
-        format!(
-            "not a log level or tracing filter directive ({})",
-            crate::redact::bound(&e.to_string(), 120)
-        )
-    })
+pub fn filter(level: &str) -> Result<tracing_subscriber::EnvFilter, BadFilter> {
+    tracing_subscriber::EnvFilter::try_new(level).map_err(BadFilter)
 }
 
 /// Colour only for a person at a terminal: a log file or a pipe (journald,

@@ -47,76 +47,119 @@ fn gauge(
     unit: Option<&Unit>,
     value: i64,
 ) -> Result<(), std::fmt::Error> {
-    let metric = ConstGauge::new(value);
+    sample(encoder, name, help, unit, ConstGauge::new(value))
+}
+
+/// Encodes one family of one sample.
+fn sample(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    metric: impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
     metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)
 }
 
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         if let Some((open, limit)) = fd_usage() {
-            gauge(
-                &mut encoder,
-                "process_open_fds",
-                "Number of open file descriptors (read from /proc at scrape time)",
-                None,
-                open as i64,
-            )?;
-            gauge(&mut encoder, "process_max_fds", "Maximum number of open file descriptors: the soft RLIMIT_NOFILE (read at scrape time)", None, limit as i64)?;
+            fds(&mut encoder, open, limit)?;
         }
         if let Ok(stat) = Process::myself().and_then(|p| p.stat()) {
-            let ticks = procfs::ticks_per_second().max(1) as f64;
-            gauge(
-                &mut encoder,
-                "process_resident_memory",
-                "Resident memory size (read from /proc at scrape time)",
-                Some(&Unit::Bytes),
-                (stat.rss * procfs::page_size()) as i64,
-            )?;
-            gauge(
-                &mut encoder,
-                "process_virtual_memory",
-                "Virtual memory size (read from /proc at scrape time)",
-                Some(&Unit::Bytes),
-                stat.vsize as i64,
-            )?;
-            gauge(
-                &mut encoder,
-                "process_threads",
-                "Number of OS threads in the process (read at scrape time)",
-                None,
-                stat.num_threads,
-            )?;
-            let cpu = ConstCounter::new((stat.utime + stat.stime) as f64 / ticks);
-            cpu.encode(encoder.encode_descriptor(
-                "process_cpu",
-                "Total user and system CPU time spent (read from /proc at scrape time)",
-                Some(&Unit::Seconds),
-                cpu.metric_type(),
-            )?)?;
-            if let Some(boot) = self.boot_time_secs {
-                let start = ConstGauge::new(boot as f64 + stat.starttime as f64 / ticks);
-                start.encode(encoder.encode_descriptor(
-                    "process_start_time",
-                    "Start time of the process since the Unix epoch",
-                    Some(&Unit::Seconds),
-                    start.metric_type(),
-                )?)?;
-            }
+            self.stat(&mut encoder, &stat)?;
         }
         if let Some(counts) = crate::telemetry::tcp_sockets::count() {
-            let mut family = encoder.encode_descriptor(
-                "leanpoint_process_tcp_sockets",
-                "TCP sockets held by this process, by state: inbound, outbound and listening (TCP_INFO on its own fds at scrape time)",
-                None,
-                MetricType::Gauge,
-            )?;
-            for (state, n) in crate::telemetry::tcp_sockets::STATES.iter().zip(counts) {
-                let labels = [("state", *state)];
-                ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
-            }
+            sockets(&mut encoder, counts)?;
         }
         Ok(())
     }
+}
+
+/// Open fds and their limit.
+fn fds(encoder: &mut DescriptorEncoder, open: u64, limit: u64) -> Result<(), std::fmt::Error> {
+    gauge(
+        encoder,
+        "process_open_fds",
+        "Number of open file descriptors (read from /proc at scrape time)",
+        None,
+        open as i64,
+    )?;
+    gauge(
+        encoder,
+        "process_max_fds",
+        "Maximum number of open file descriptors: the soft RLIMIT_NOFILE (read at scrape time)",
+        None,
+        limit as i64,
+    )?;
+    Ok(())
+}
+
+impl ProcessCollector {
+    /// Memory, threads, CPU time and start time, from /proc/self/stat.
+    fn stat(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        stat: &procfs::process::Stat,
+    ) -> Result<(), std::fmt::Error> {
+        let ticks = procfs::ticks_per_second().max(1) as f64;
+        gauge(
+            encoder,
+            "process_resident_memory",
+            "Resident memory size (read from /proc at scrape time)",
+            Some(&Unit::Bytes),
+            (stat.rss * procfs::page_size()) as i64,
+        )?;
+        gauge(
+            encoder,
+            "process_virtual_memory",
+            "Virtual memory size (read from /proc at scrape time)",
+            Some(&Unit::Bytes),
+            stat.vsize as i64,
+        )?;
+        gauge(
+            encoder,
+            "process_threads",
+            "Number of OS threads in the process (read at scrape time)",
+            None,
+            stat.num_threads,
+        )?;
+        sample(
+            encoder,
+            "process_cpu",
+            "Total user and system CPU time spent (read from /proc at scrape time)",
+            Some(&Unit::Seconds),
+            ConstCounter::new((stat.utime + stat.stime) as f64 / ticks),
+        )?;
+        if let Some(boot) = self.boot_time_secs {
+            sample(
+                encoder,
+                "process_start_time",
+                "Start time of the process since the Unix epoch",
+                Some(&Unit::Seconds),
+                ConstGauge::new(boot as f64 + stat.starttime as f64 / ticks),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// This process's TCP sockets by state.
+fn sockets(
+    encoder: &mut DescriptorEncoder,
+    counts: crate::telemetry::tcp_sockets::Counts,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "leanpoint_process_tcp_sockets",
+        "TCP sockets held by this process, by state: inbound, outbound and listening (TCP_INFO on its own fds at scrape time)",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (state, n) in crate::telemetry::tcp_sockets::STATES.iter().zip(counts) {
+        let labels = [("state", *state)];
+        ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// Open fds of this process and its soft RLIMIT_NOFILE; None without procfs.

@@ -185,9 +185,13 @@ mod tests {
         let mut counts = [0i64; STATES];
         let mut bad = [0u8; 20];
         bad[0..4].copy_from_slice(&4000u32.to_ne_bytes());
-        assert!(parse(&bad, 1, &none, &mut counts).is_err());
+        let malformed = |bad: &[u8], counts: &mut [i64; STATES]| {
+            let e = parse(bad, 1, &none, counts).expect_err("malformed");
+            assert!(e.to_string().contains("malformed netlink message"), "{e}");
+        };
+        malformed(&bad, &mut counts);
         bad[0..4].copy_from_slice(&3u32.to_ne_bytes());
-        assert!(parse(&bad, 1, &none, &mut counts).is_err());
+        malformed(&bad, &mut counts);
         // A record too short for an inode is skipped.
         let mut short = [0u8; 24];
         short[0..4].copy_from_slice(&24u32.to_ne_bytes());

@@ -1,10 +1,10 @@
 //! Which redirects an upstream request follows.
 //!
-//! The Zig leanpoint followed redirects; a node behind a proxy that moves
+//! The Zig leanpoint followed redirects; an upstream behind a proxy that moves
 //! `/lean/v0/...` (a trailing slash, a path prefix) still works here. Only
 //! within the upstream's own origin (scheme, host and port), and at most
 //! [`MAX_REDIRECTS`] of them: the configured headers and URL credentials are
-//! meant for that node alone, and a redirect elsewhere is refused before
+//! meant for that upstream alone, and a redirect elsewhere is refused before
 //! anything is sent there. Every hop runs inside the request's one total
 //! deadline (the whole `send()` is raced against it in `upstream`).
 

@@ -8,13 +8,14 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use crate::support::Proc;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -41,14 +42,14 @@ const FLAGS: &[&str] = &[
 ];
 
 pub struct Browser {
-    child: Child,
+    /// Some until dropped: killed (with its renderers) before the profile goes.
+    proc: Option<Proc>,
     to: UnixStream,
     from: mpsc::Receiver<Value>,
     next_id: u64,
     /// Every event received, in order.
     pub events: Vec<Value>,
     profile: PathBuf,
-    stderr_path: PathBuf,
 }
 
 fn reader(mut s: UnixStream) -> mpsc::Receiver<Value> {
@@ -88,8 +89,6 @@ impl Browser {
         let profile = scratch.join(format!("chromium-profile-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
         std::fs::create_dir_all(&profile).expect("profile dir");
-        let stderr_path = scratch.join("chromium.stderr");
-        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let (ours, theirs) = UnixStream::pair().expect("socketpair");
         let theirs_out = theirs.try_clone().expect("dup socket");
         let mut args: Vec<String> = FLAGS.iter().map(|s| s.to_string()).collect();
@@ -97,31 +96,29 @@ impl Browser {
         args.push("about:blank".into());
         // The socket arrives as stdin and stdout; sh moves it to fds 3 and 4
         // and gives Chromium /dev/null instead, then execs it (same pid).
-        let child = Command::new("sh")
-            .arg("-c")
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
             .arg("exec \"$0\" \"$@\" 3<&0 4>&1 0</dev/null 1>/dev/null")
             .arg(CHROMIUM)
             .args(&args)
             .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
-            .stderr(Stdio::from(stderr))
-            .process_group(0)
-            .spawn()
-            .expect("spawn chromium");
+            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)));
+        // The browser's renderers are in its process group: the guard ends
+        // them all.
+        let proc = Proc::spawn_with_stdio("chromium", cmd);
         let from = reader(ours.try_clone().expect("dup socket"));
         Browser {
-            child,
+            proc: Some(proc),
             to: ours,
             from,
             next_id: 0,
             events: Vec::new(),
             profile,
-            stderr_path,
         }
     }
 
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        self.proc.as_ref().map(Proc::stderr).unwrap_or_default()
     }
 
     /// Sends one command (to a page session when `session` is given) and
@@ -227,10 +224,8 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The browser's renderers are in its group: end them all, by its id.
-        let pgid = rustix::process::Pid::from_child(&self.child);
-        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-        let _ = self.child.wait();
+        // The guard kills the browser's process group, renderers included.
+        drop(self.proc.take());
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }

@@ -1,11 +1,12 @@
-//! A minimal client for Prometheus's HTTP API: HTTP/1.0 GETs on 127.0.0.1
-//! (the server then closes after one unchunked response), JSON bodies.
+//! A minimal client for Prometheus's HTTP API on 127.0.0.1 (the harness's
+//! one HTTP client), JSON bodies.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::support::request;
 
 pub struct Prometheus {
     pub addr: SocketAddr,
@@ -26,27 +27,16 @@ fn encode(s: &str) -> String {
 impl Prometheus {
     /// GET `path` and return (status, body).
     pub fn get(&self, path: &str) -> Result<(u16, String), String> {
-        let timeout = Duration::from_secs(10);
-        let mut s =
-            TcpStream::connect_timeout(&self.addr, timeout).map_err(|e| format!("connect: {e}"))?;
-        s.set_read_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
-        write!(
-            s,
-            "GET {path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\n\r\n",
-            self.addr
-        )
-        .map_err(|e| format!("send: {e}"))?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("bad status line in {head:?}"))?;
-        Ok((status, body.to_string()))
+        let headers = [("Accept", "application/json")];
+        let r = request(
+            self.addr,
+            "GET",
+            path,
+            &headers,
+            b"",
+            Duration::from_secs(10),
+        )?;
+        Ok((r.status, r.text()))
     }
 
     /// `data` of a successful API call, or the API's error.

@@ -15,8 +15,9 @@
 //! the machine's two cores): scripts/prometheus-e2e.sh runs it alone.
 
 mod api;
-mod procs;
 mod promql;
+#[path = "../it/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -26,69 +27,44 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use api::Prometheus;
-use procs::{spawn, wait_for, Proc, TempDir};
+use support::{wait_until, Leanpoint, Proc, Sim, TempDir, Timing};
 
-const BIN: &str = env!("CARGO_BIN_EXE_leanpoint");
 const WAIT: Duration = Duration::from_secs(60);
 
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
-}
-
-/// Starts the simulator: three healthy nodes and one accept-hang. Returns it,
-/// the upstreams file it wrote, and the hung node's name.
-fn start_sim(dir: &Path) -> (Proc, String, String) {
-    let upstreams = dir.join("upstreams.json").display().to_string();
-    let args = strings(&[
-        "sim",
-        "--nodes",
-        "3:healthy,1:accept-hang",
-        "--slot-ms",
-        "2000",
-    ]);
-    let sim = spawn(
-        "sim",
-        BIN,
-        &[args, strings(&["--write-upstreams", &upstreams])].concat(),
-    );
-    let hung = sim.wait_line(WAIT, |l| {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        (w.first() == Some(&"sim-node") && w.last() == Some(&"accept-hang"))
-            .then(|| w[2].to_string())
-    });
-    sim.wait_line(WAIT, |l| l.starts_with("sim-ready").then_some(()));
-    (sim, upstreams, hung)
+/// Starts the simulator: three healthy nodes and one accept-hang, writing
+/// an upstreams file. Returns it and the hung node's name.
+fn start_sim() -> (Sim, String) {
+    let sim = Sim::with_upstreams(&["--nodes", "3:healthy,1:accept-hang", "--slot-ms", "2000"]);
+    let hung = sim
+        .nodes
+        .iter()
+        .find(|n| n.behaviour == "accept-hang")
+        .map(|n| n.name.clone())
+        .expect("an accept-hang node");
+    (sim, hung)
 }
 
 /// Starts leanpoint on an ephemeral port with short poll and deadlines.
-fn start_leanpoint(upstreams: &str) -> (Proc, SocketAddr) {
-    let args = strings(&[
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--log-format",
-        "json",
-        "--upstreams-config",
-        upstreams,
-        "--slot-ms",
-        "2000",
-        "--poll-ms",
-        "250",
-        "--timeout-ms",
-        "200",
-        "--connect-timeout-ms",
-        "100",
-        "--stale-ms",
-        "2000",
-    ]);
-    let lp = spawn("leanpoint", BIN, &args);
-    let addr = lp.wait_line(WAIT, |l| {
-        let v: Value = serde_json::from_str(l).ok()?;
-        let f = &v["fields"];
-        (f["message"] == "leanpoint listening").then(|| f["addr"].as_str()?.parse().ok())?
-    });
-    (lp, addr)
+fn start_leanpoint(sim: &Sim) -> Leanpoint {
+    Leanpoint::builder()
+        .upstreams_file(sim.upstreams_path())
+        .args(&["--log-format", "json", "--slot-ms", "2000"])
+        .timing(Timing::SCRAPED)
+        .spawn()
+}
+
+/// `name` on PATH, or a panic that says how to get it.
+fn which(name: &str) -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not found on PATH: run scripts/install-deps.sh (Debian package prometheus)"
+            )
+        })
 }
 
 /// Copies the shipped rules with `for:` shortened and checks that nothing
@@ -138,17 +114,24 @@ fn start_prometheus(dir: &Path, repo: &Path, leanpoint: SocketAddr) -> (Proc, Pr
         "--web.listen-address=127.0.0.1:0".to_string(),
         "--log.level=info".to_string(),
     ];
-    let proc = spawn("prometheus", &procs::which("prometheus"), &args);
+    let mut cmd = std::process::Command::new(which("prometheus"));
+    cmd.args(&args);
+    let mut proc = Proc::spawn("prometheus", cmd);
     // Asked for port 0, Prometheus logs the port it got.
-    let addr: SocketAddr = proc.wait_line(WAIT, |l| {
-        if !l.contains("msg=\"Listening on\"") {
-            return None;
-        }
-        l.split_whitespace()
-            .find_map(|w| w.strip_prefix("address=")?.parse().ok())
-    });
+    let addr: SocketAddr = proc
+        .find_stderr(
+            |l| {
+                if !l.contains("msg=\"Listening on\"") {
+                    return None;
+                }
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("address=")?.parse().ok())
+            },
+            WAIT,
+        )
+        .unwrap_or_else(|| panic!("Prometheus did not log its address:\n{}", proc.stderr()));
     let prom = Prometheus { addr };
-    wait_for("Prometheus ready", WAIT, || match prom.get("/-/ready")? {
+    wait_until(WAIT, "Prometheus ready", || match prom.get("/-/ready")? {
         (200, _) => Ok(()),
         (s, b) => Err(format!("HTTP {s}: {b}")),
     });
@@ -157,7 +140,7 @@ fn start_prometheus(dir: &Path, repo: &Path, leanpoint: SocketAddr) -> (Proc, Pr
 
 /// Every rule group loaded and evaluated without error.
 fn check_rule_groups(prom: &Prometheus, shipped: &[promql::Rule]) {
-    wait_for("rules evaluated without error", WAIT, || {
+    wait_until(WAIT, "rules evaluated without error", || {
         let groups = prom.rule_groups()?;
         let mut seen = 0;
         for g in &groups {
@@ -196,9 +179,9 @@ fn check_rules(prom: &Prometheus, rules: &[promql::Rule]) -> usize {
         names.extend(found);
     }
     for name in &names {
-        wait_for(
-            &format!("metric {name} (read by a rule) in the scrape"),
+        wait_until(
             WAIT,
+            &format!("metric {name} (read by a rule) in the scrape"),
             || match prom
                 .query(&format!("count({{__name__=\"{name}\"}})"))?
                 .is_empty()
@@ -213,7 +196,7 @@ fn check_rules(prom: &Prometheus, rules: &[promql::Rule]) -> usize {
 
 /// Every dashboard query evaluates, and every panel query returns data.
 fn check_dashboards(prom: &Prometheus, queries: &[promql::PanelQuery]) {
-    wait_for("every dashboard query returns data", WAIT, || {
+    wait_until(WAIT, "every dashboard query returns data", || {
         let mut failing = Vec::new();
         for q in queries {
             match prom.query(&q.expr) {
@@ -247,7 +230,7 @@ fn check_alerts(prom: &Prometheus, hung: &str) {
                 && (a["state"] == "pending" || a["state"] == "firing")
         })
     };
-    let alerts = wait_for("the hung node's alerts", WAIT, || {
+    let alerts = wait_until(WAIT, "the hung node's alerts", || {
         let alerts = prom.alerts()?;
         let down = active(&alerts, "LeanpointUpstreamDown", None);
         let timing_out = active(
@@ -277,12 +260,12 @@ fn check_alerts(prom: &Prometheus, hung: &str) {
 fn dashboards_and_rules_work_against_a_real_prometheus() {
     let started = Instant::now();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tmp = TempDir::new("leanpoint-prometheus-e2e");
-    let (_sim, upstreams, hung) = start_sim(tmp.path());
-    let (_leanpoint, lp_addr) = start_leanpoint(&upstreams);
-    let (_prometheus, prom) = start_prometheus(tmp.path(), repo, lp_addr);
+    let tmp = TempDir::new();
+    let (sim, hung) = start_sim();
+    let leanpoint = start_leanpoint(&sim);
+    let (_prometheus, prom) = start_prometheus(tmp.path(), repo, leanpoint.addr);
 
-    wait_for("leanpoint scraped", WAIT, || {
+    wait_until(WAIT, "leanpoint scraped", || {
         match prom.query("up{job=\"leanpoint\"} == 1")?.len() {
             1 => Ok(()),
             n => Err(format!("{n} healthy leanpoint targets")),

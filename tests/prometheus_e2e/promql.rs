@@ -139,16 +139,11 @@ pub fn shorten_for(text: &str, for_: &str) -> String {
 
 /// Operators, modifiers and aggregations: never metric names here, even when
 /// not directly followed by '(' (`max by (job) (...)`).
-const KEYWORDS: [&str; 25] = [
+/// (The grouping and matching modifiers are in [`GROUPING`].)
+const KEYWORDS: [&str; 19] = [
     "and",
     "or",
     "unless",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
     "bool",
     "offset",
     "inf",
@@ -165,6 +160,17 @@ const KEYWORDS: [&str; 25] = [
     "bottomk",
     "topk",
     "quantile",
+];
+
+/// Modifiers followed by a label list, `by (job)`: never metric names, and
+/// neither is anything in their parentheses.
+const GROUPING: [&str; 6] = [
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
 ];
 
 /// Metric names (and recording-rule names) an expression selects: identifiers
@@ -195,16 +201,7 @@ pub fn metric_names(expr: &str) -> Vec<String> {
                 let word: String = chars[start..i].iter().collect();
                 let next = chars[i..].iter().find(|c| !c.is_whitespace());
                 let lower = word.to_lowercase();
-                if [
-                    "by",
-                    "without",
-                    "on",
-                    "ignoring",
-                    "group_left",
-                    "group_right",
-                ]
-                .contains(&lower.as_str())
-                {
+                if GROUPING.contains(&lower.as_str()) {
                     skip_list = next == Some(&'(');
                 } else if !KEYWORDS.contains(&lower.as_str()) && next != Some(&'(') {
                     names.push(word);

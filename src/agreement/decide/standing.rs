@@ -2,9 +2,54 @@
 //! checkpoint, and how many contradict the served one. Pure, like the rest
 //! of `agreement`.
 
-use super::{other_genesis, served_chain_at, support, Context, Owners, Standing, Vote};
+use super::{other_genesis, served_chain_at, support, Context, Owners, Vote};
 use crate::agreement::ancestry::{own_relation, Relation};
 use crate::lean::api::Root;
+
+/// How an upstream stands to the agreed checkpoint (to the served one while
+/// nothing is agreed).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Standing {
+    /// Reports the agreed checkpoint itself.
+    Agreeing,
+    /// Finalized past it, with evidence its chain holds it: counted as support.
+    Ahead,
+    /// Finalized before it, with evidence it is on the agreed chain.
+    Behind,
+    /// Evidence that its chain does not hold it (or an impossible slot): never counted.
+    Conflicting,
+    /// Fresh, but no evidence either way (or nothing agreed or served yet).
+    Unknown,
+    /// No fresh observation: the last polls failed.
+    Failing,
+}
+
+impl Standing {
+    pub const ALL: [Standing; 6] = [
+        Standing::Agreeing,
+        Standing::Ahead,
+        Standing::Behind,
+        Standing::Conflicting,
+        Standing::Unknown,
+        Standing::Failing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Agreeing => "agreeing",
+            Standing::Ahead => "ahead",
+            Standing::Behind => "behind",
+            Standing::Conflicting => "conflicting",
+            Standing::Unknown => "unknown",
+            Standing::Failing => "failing",
+        }
+    }
+
+    /// Counted as support of the agreed checkpoint.
+    pub fn supports(self) -> bool {
+        matches!(self, Standing::Agreeing | Standing::Ahead)
+    }
+}
 
 /// Every vote's standing to `reference` (the agreed, else the served checkpoint).
 pub(super) fn standings(

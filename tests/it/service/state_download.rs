@@ -1,0 +1,79 @@
+//! The finalized-State download is a request like any other: it never runs
+//! beside a poll of the same upstream (one request in flight per upstream;
+//! the upstream's ticks are skipped meanwhile), it ends at its deadline, and
+//! the cache then takes the State from the next agreeing upstream.
+
+use std::time::Duration;
+
+use crate::support::fixtures::{assert_fixture_body, FORK_CHOICE, STATE};
+use crate::support::metrics::{assert_at_least, upstream_timeouts};
+use crate::support::{metric, start, wait_until, FixtureRoutes, Mode, Reply, Routes, Timing};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_hung_state_download_never_overlaps_polls_of_that_upstream() {
+    // "drip" answers polls normally but drips its State forever. It is the
+    // first supporter, so the cache asks it first; its download lasts until
+    // the cache's deadline while polls keep ticking every 100 ms.
+    let drip = Routes::fixture("advanced")
+        .with(STATE, Reply::ok("application/octet-stream", "").dripping());
+    let (fakes, lp) = start(
+        &[
+            ("drip", Mode::Routes(drip)),
+            ("good1", Mode::Fixture("advanced")),
+            ("good2", Mode::Fixture("advanced")),
+        ],
+        &Timing::SHORT_DEADLINES.args(),
+    );
+    let fake = &fakes[0];
+
+    // Sample the in-flight gauge until the State is served from a good one.
+    let served = wait_until(WAIT, "the State served from another supporter", || {
+        let m = lp.metrics();
+        let n = metric(
+            &m,
+            "leanpoint_upstream_in_flight_requests",
+            &[("upstream", "drip")],
+        );
+        assert!(
+            n.is_some_and(|n| n <= 1.0),
+            "drip has {n:?} requests in flight"
+        );
+        let r = lp.try_get(STATE, &[]).map_err(|e| e.to_string())?;
+        if r.status == 200 {
+            Ok(r)
+        } else {
+            Err(format!("HTTP {}: {}", r.status, r.text()))
+        }
+    });
+    assert_fixture_body(&served, "advanced", "states_finalized.ssz");
+    assert!(fake.requests(STATE) >= 1, "the cache never asked drip");
+    // Its polls waited out the download (skipped ticks), then resumed.
+    let u = wait_until(WAIT, "drip polled again", || {
+        let u = lp.upstream("drip");
+        let skipped = u["polls_skipped"].as_u64().unwrap_or(0);
+        if skipped >= 5 && u["polls"].as_u64().unwrap_or(0) >= 3 && u["healthy"] == true {
+            Ok(u)
+        } else {
+            Err(u.to_string())
+        }
+    });
+    assert_eq!(u["agrees"], true, "{u}");
+    assert!(fake.requests(FORK_CHOICE) >= 3, "drip was not polled");
+    fake.assert_one_connection_at_a_time("drip");
+    let m = lp.metrics();
+    let timeouts = upstream_timeouts(&m, "drip", "total");
+    assert_at_least(timeouts, 1.0, "the download did not time out");
+    // The dripping download's socket was closed at its deadline.
+    let state_conn = fake
+        .connections()
+        .into_iter()
+        .max_by_key(|c| c.closed_at.map(|t| t - c.accepted_at))
+        .expect("drip connections");
+    let life = state_conn.closed_at.map(|t| t - state_conn.accepted_at);
+    assert!(
+        life.is_some_and(|l| l < Duration::from_millis(2000 + 1000)),
+        "the longest drip connection lived {life:?} (download deadline 4 x 500 ms)"
+    );
+}

@@ -178,7 +178,7 @@ def target_rows(res):
                          "< 40 µs", _ok(us < 40)))
     sc = res.get("scrape")
     if sc:
-        for label in ("openmetrics+gzip", "text"):
+        for label in ("openmetrics+gzip", "text", "text+gzip"):
             r = sc.get(label)
             if r:
                 rows.append((f"/metrics p99, 1000 upstreams ({label})", f"{_f(r['p99_ms'])} ms",

@@ -26,6 +26,11 @@ def _f(v, fmt="{:.2f}"):
     return "n/a" if v is None else fmt.format(v)
 
 
+def _row(*cells):
+    """One Markdown table row of `cells`."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
 def _ok(good):
     return "yes" if good else "**no**"
 
@@ -267,9 +272,9 @@ def burst(b):
            "| server | connections | p50 ms | p99 ms (worst burst) | MiB/s | served | failed | "
            "listen overflows | RSS MiB before / peak |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in b["runs"]:
-        out.append(f"| {r['server']} | {r['connections']} | {r['p50_ms']} | {r['p99_ms']} | "
-                   f"{r['mib_per_s']} | {r['served']} | {r['failed']} | {r['listen_overflows']} | "
-                   f"{r['rss_mib_before']} / {r['peak_rss_mib']} |")
+        out.append(_row(r["server"], r["connections"], r["p50_ms"], r["p99_ms"], r["mib_per_s"],
+                        r["served"], r["failed"], r["listen_overflows"],
+                        f"{r['rss_mib_before']} / {r['peak_rss_mib']}"))
     return out
 
 
@@ -278,10 +283,11 @@ def freshness(rows):
            "| poll | slot | checkpoints | served | p50 ms | p99 ms | max ms | metric "
            "(majority → served) p50 / p99 bucket ms |", "|---:|---:|---:|---:|---:|---:|---:|---|"]
     for f in rows:
-        out.append(f"| {f['poll_ms']} ms | {f['slot_ms']} ms | {f['checkpoints']} | "
-                   f"{f['served_checkpoints']} | {_f(f['p50_ms'], '{:.0f}')} | "
-                   f"{_f(f['p99_ms'], '{:.0f}')} | {_f(f['max_ms'], '{:.0f}')} | "
-                   f"{_f(f['metric_p50_le_ms'], '{:g}')} / {_f(f['metric_p99_le_ms'], '{:g}')} |")
+        whole = "{:.0f}"
+        out.append(_row(f"{f['poll_ms']} ms", f"{f['slot_ms']} ms", f["checkpoints"],
+                        f["served_checkpoints"], _f(f["p50_ms"], whole), _f(f["p99_ms"], whole),
+                        _f(f["max_ms"], whole),
+                        f"{_f(f['metric_p50_le_ms'], '{:g}')} / {_f(f['metric_p99_le_ms'], '{:g}')}"))
     return out
 
 
@@ -292,9 +298,9 @@ def timewait(t):
            "| case | TCP_INFO µs per count | sock_diag µs per count | whole scrape µs CPU | sockets |",
            "|---|---:|---:|---:|---|"]
     for r in t["rows"]:
-        out.append(f"| {r['case']} | {_f(r.get('tcp_info_us'), '{:.1f}')} | "
-                   f"{_f(r.get('sock_diag_us'), '{:.0f}')} | {_f(r.get('scrape_us'), '{:.0f}')} | "
-                   f"{r.get('root_line', '')} {r.get('tcp_line', '')} |")
+        out.append(_row(r["case"], _f(r.get("tcp_info_us"), "{:.1f}"),
+                        _f(r.get("sock_diag_us"), "{:.0f}"), _f(r.get("scrape_us"), "{:.0f}"),
+                        f"{r.get('root_line', '')} {r.get('tcp_line', '')}"))
     return out
 
 

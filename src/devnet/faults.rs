@@ -105,6 +105,23 @@ fn param<T: FromStr>(name: &str, v: Option<&str>, default: Option<T>) -> Result<
     }
 }
 
+/// The behaviours that take no parameter, by name: what `FromStr` parses
+/// and `Display` prints for them (the round-trip test covers every entry).
+const PLAIN: [(&str, Behaviour); 12] = [
+    ("healthy", Behaviour::Healthy),
+    ("garbage", Behaviour::Garbage),
+    ("oversized", Behaviour::Oversized),
+    ("accept-hang", Behaviour::AcceptHang),
+    ("half-close", Behaviour::HalfClose),
+    ("reset", Behaviour::Reset),
+    ("blackhole-connect", Behaviour::BlackholeConnect),
+    ("legacy", Behaviour::Legacy),
+    ("no-store", Behaviour::NoStore),
+    ("block-mismatch", Behaviour::BlockMismatch),
+    ("state-wrong-slot", Behaviour::StateWrongSlot),
+    ("no-block-route", Behaviour::NoBlockRoute),
+];
+
 impl FromStr for Behaviour {
     type Err = String;
     fn from_str(s: &str) -> Result<Behaviour, String> {
@@ -117,8 +134,10 @@ impl FromStr for Behaviour {
             None => Ok(b),
             Some(_) => Err(format!("{name} takes no parameter")),
         };
+        if let Some((_, b)) = PLAIN.iter().find(|(n, _)| *n == name) {
+            return no_arg(b.clone());
+        }
         match name {
-            "healthy" => no_arg(Behaviour::Healthy),
             "lagging" => param(name, arg, Some(3)).map(Behaviour::Lagging),
             "fork" => param(name, arg, Some(DEFAULT_FORK_FROM))
                 .map(|from: u64| Behaviour::Fork { from: from.max(1) }),
@@ -129,21 +148,11 @@ impl FromStr for Behaviour {
                 }
                 Ok(Behaviour::HttpStatus(code))
             }
-            "garbage" => no_arg(Behaviour::Garbage),
-            "oversized" => no_arg(Behaviour::Oversized),
             "slow-drip" => {
                 let ms: u64 = param(name, arg, Some(DEFAULT_DRIP.as_millis() as u64))?;
                 Ok(Behaviour::SlowDrip(Duration::from_millis(ms.max(1))))
             }
-            "accept-hang" => no_arg(Behaviour::AcceptHang),
-            "half-close" => no_arg(Behaviour::HalfClose),
-            "reset" => no_arg(Behaviour::Reset),
-            "blackhole-connect" => no_arg(Behaviour::BlackholeConnect),
             "flap" => param(name, arg, Some(DEFAULT_FLAP_SLOTS)).map(|n: u64| Behaviour::Flap(n.max(1))),
-            "legacy" => no_arg(Behaviour::Legacy),
-            "no-store" => no_arg(Behaviour::NoStore),
-            "block-mismatch" => no_arg(Behaviour::BlockMismatch),
-            "state-wrong-slot" => no_arg(Behaviour::StateWrongSlot),
             "trailing-bytes" => {
                 let n: usize = param(name, arg, Some(DEFAULT_TRAILING))?;
                 if !(1..=1 << 20).contains(&n) {
@@ -151,7 +160,6 @@ impl FromStr for Behaviour {
                 }
                 Ok(Behaviour::TrailingBytes(n))
             }
-            "no-block-route" => no_arg(Behaviour::NoBlockRoute),
             _ => Err(format!(
                 "unknown behaviour {name:?}; one of healthy, lagging:K, fork[:SLOT], http-status:CODE, \
                  garbage, oversized, slow-drip[:MS], accept-hang, half-close, reset, \
@@ -165,29 +173,21 @@ impl FromStr for Behaviour {
 impl fmt::Display for Behaviour {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Behaviour::Healthy => f.write_str("healthy"),
             Behaviour::Lagging(k) => write!(f, "lagging:{k}"),
             Behaviour::Fork { from } if *from == DEFAULT_FORK_FROM => f.write_str("fork"),
             Behaviour::Fork { from } => write!(f, "fork:{from}"),
             Behaviour::HttpStatus(c) => write!(f, "http-status:{c}"),
-            Behaviour::Garbage => f.write_str("garbage"),
-            Behaviour::Oversized => f.write_str("oversized"),
             Behaviour::SlowDrip(d) if *d == DEFAULT_DRIP => f.write_str("slow-drip"),
             Behaviour::SlowDrip(d) => write!(f, "slow-drip:{}", d.as_millis()),
-            Behaviour::AcceptHang => f.write_str("accept-hang"),
-            Behaviour::HalfClose => f.write_str("half-close"),
-            Behaviour::Reset => f.write_str("reset"),
-            Behaviour::BlackholeConnect => f.write_str("blackhole-connect"),
             Behaviour::Flap(n) if *n == DEFAULT_FLAP_SLOTS => f.write_str("flap"),
             Behaviour::Flap(n) => write!(f, "flap:{n}"),
-            Behaviour::Legacy => f.write_str("legacy"),
-            Behaviour::NoStore => f.write_str("no-store"),
-            Behaviour::BlockMismatch => f.write_str("block-mismatch"),
-            Behaviour::StateWrongSlot => f.write_str("state-wrong-slot"),
             Behaviour::TrailingBytes(n) if *n == DEFAULT_TRAILING => f.write_str("trailing-bytes"),
             Behaviour::TrailingBytes(n) => write!(f, "trailing-bytes:{n}"),
-            Behaviour::NoBlockRoute => f.write_str("no-block-route"),
             Behaviour::Canned(_) => f.write_str("canned"),
+            plain => match PLAIN.iter().find(|(_, b)| b == plain) {
+                Some((name, _)) => f.write_str(name),
+                None => write!(f, "{plain:?}"),
+            },
         }
     }
 }

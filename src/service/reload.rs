@@ -100,12 +100,12 @@ pub async fn supervise(live: Live, mut shutdown: Shutdown, mut requests: Request
         while workers.join_next().await.is_some() {}
         match rebuild(&state, config) {
             Ok(next) => {
-                tracing::info!(
-                    upstreams = next.upstreams.len(),
-                    source = %next.config.upstreams_source,
-                    "upstreams reloaded"
-                );
+                let (upstreams, source) =
+                    (next.upstreams.len(), next.config.upstreams_source.clone());
+                // Logged once the new state is in service: a supervisor (or a
+                // test) that sees this line sees the new upstreams.
                 live.replace(next);
+                tracing::info!(upstreams, %source, "upstreams reloaded");
             }
             // Only building the HTTP client can fail here; the old
             // state's workers restart as they were.

@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use bytes::BytesMut;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -56,7 +57,7 @@ fn shown_host(bind: IpAddr) -> IpAddr {
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| anyhow::anyhow!("sim: cannot bind {what} on {addr}: {e}"))
+        .with_context(|| format!("sim: cannot bind {what} on {addr}"))
 }
 
 /// Binds every listener, then starts serving until `shutdown`.
@@ -193,7 +194,7 @@ async fn walked_chain(params: ChainParams, nodes: &[NodeSpec]) -> anyhow::Result
         chain
     })
     .await
-    .map_err(|e| anyhow::anyhow!("sim: walking the chain failed: {e}"))
+    .context("sim: walking the chain failed")
 }
 
 async fn accept_loop(sim: Arc<Sim>, target: Target, listener: TcpListener, mut shutdown: Shutdown) {

@@ -89,8 +89,8 @@ impl Status {
             finalized_root: c.finalized.and_then(|f| f.root).map(|r| r.to_string()),
             justified_root: c.justified.map(|j| j.root.to_string()),
             agreement: c.agreement,
-            agreeing: c.agreeing,
-            disagreeing: c.by_standing[2] + c.by_standing[3] + c.by_standing[4],
+            agreeing: c.agreeing(),
+            disagreeing: c.disagreeing(),
             failing: c.failing,
             standings: Standing::ALL
                 .iter()
@@ -191,7 +191,7 @@ impl Upstreams {
         let upstreams = state
             .upstreams
             .iter()
-            .map(|slot| UpstreamRow::new(&slot.config, &slot.view()))
+            .map(|u| UpstreamRow::new(&u.config, &u.view()))
             .collect();
         let c = state.consensus();
         Upstreams {
@@ -248,7 +248,7 @@ impl ConsensusSummary {
             has_consensus: c.agreement,
             required_votes: c.required,
             rule: state.config.agreement.to_string(),
-            agreeing: c.agreeing,
+            agreeing: c.agreeing(),
             finalized_slot: c.finalized.map(|f| f.slot),
             finalized_root: c.finalized.and_then(|f| f.root).map(|r| r.to_string()),
         }

@@ -56,7 +56,6 @@ impl AppState {
         c.responding = decision.responding;
         c.required = decision.required;
         c.by_standing = by;
-        c.agreeing = by[0] + by[1];
         c.failing = by[Standing::ALL.len() - 1];
         c.served_contradicted = decision.served_contradicted;
         c.agreement = false;

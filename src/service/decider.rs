@@ -57,7 +57,7 @@ pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
             if has {
                 tracing::info!(
                     finalized_slot = c.finalized.map(|f| f.slot),
-                    agreeing = c.agreeing,
+                    agreeing = c.agreeing(),
                     required = c.required,
                     "agreement reached"
                 );

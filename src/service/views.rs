@@ -156,7 +156,6 @@ pub struct ConsensusView {
     pub(crate) majority_at: Option<Instant>,
     pub(crate) responding: usize,
     pub(crate) required: usize,
-    pub(crate) agreeing: usize,
     /// Upstreams in each standing, in `Standing::ALL` order.
     pub(crate) by_standing: [usize; Standing::ALL.len()],
     pub(crate) failing: usize,
@@ -164,4 +163,26 @@ pub struct ConsensusView {
     pub(crate) served_contradicted: bool,
     /// Why there is no agreement, for /status `last_error`.
     pub(crate) last_error: Option<String>,
+}
+
+impl ConsensusView {
+    /// Upstreams in the standings `which` selects, at the last decision.
+    fn count(&self, which: impl Fn(Standing) -> bool) -> usize {
+        Standing::ALL
+            .iter()
+            .zip(self.by_standing)
+            .filter(|(s, _)| which(**s))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Upstreams counted as support of the agreed checkpoint.
+    pub(crate) fn agreeing(&self) -> usize {
+        self.count(Standing::supports)
+    }
+
+    /// Fresh upstreams not counted: behind, conflicting or unknown.
+    pub(crate) fn disagreeing(&self) -> usize {
+        self.count(|s| !s.supports() && s != Standing::Failing)
+    }
 }

@@ -10,7 +10,7 @@
 //! more than half support the new agreement, it replaces the served one
 //! (ARCHITECTURE.md, recovery rule).
 
-use crate::agreement::Decision;
+use super::decide::Decision;
 use crate::lean::api::{Checkpoint, Root};
 
 /// The agreed finalized checkpoint as served.

@@ -1,6 +1,9 @@
 //! The decision table and the standings it names.
 
+use std::sync::Arc;
+
 use super::*;
+use crate::agreement::ancestry::Evidence;
 use AgreementRule::*;
 
 /// The block of `chain` at `slot` (chain 0 is a common genesis).

@@ -10,7 +10,9 @@
 //! Only parsing lives here. `config` turns the service's values into a
 //! checked `Config`; `commands` runs each subcommand.
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub mod convert;
 pub mod devnet;
@@ -45,4 +47,29 @@ pub enum Command {
     Sim(devnet::SimArgs),
     /// Turn lean-quickstart's validator-config.yaml into an upstreams.json (stdout or OUTPUT).
     ConvertValidatorConfig(convert::ConvertArgs),
+}
+
+impl Cli {
+    /// Parses `argv` like `try_parse_from`, and also records where each
+    /// value came from (see [`Sources`]). A leading `leanpoint` argument is
+    /// the binary's own name given again (`docker run IMAGE leanpoint
+    /// --upstreams-config ...`, the Zig image's usage, where the name is part
+    /// of the command; also as `/usr/local/bin/leanpoint`): it is dropped.
+    pub fn try_parse_with_sources<I, T>(argv: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let mut argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+        if argv.get(1).is_some_and(|a| {
+            std::path::Path::new(a).file_name() == Some(std::ffi::OsStr::new("leanpoint"))
+        }) {
+            argv.remove(1);
+        }
+        let cmd = Cli::command();
+        let matches = cmd.clone().try_get_matches_from(argv)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.serve.sources = Sources::from_matches(&cmd, &matches);
+        Ok(cli)
+    }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::Sources;
+use super::sources::Sources;
 use crate::agreement::AgreementRule;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -8,12 +8,9 @@
 //! when they typed a flag, the variable when they exported one.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches};
-
-use super::Cli;
+use clap::ArgMatches;
 
 /// Origin shown for a value given as a flag.
 pub const COMMAND_LINE: &str = "command line";
@@ -35,7 +32,7 @@ struct Given {
 pub struct Sources(HashMap<String, Given>);
 
 impl Sources {
-    fn from_matches(cmd: &clap::Command, matches: &ArgMatches) -> Sources {
+    pub(super) fn from_matches(cmd: &clap::Command, matches: &ArgMatches) -> Sources {
         let map = cmd
             .get_arguments()
             .map(|a| {
@@ -81,34 +78,10 @@ impl Sources {
     }
 }
 
-impl Cli {
-    /// Parses `argv` like `try_parse_from`, and also records where each
-    /// value came from (see [`Sources`]). A leading `leanpoint` argument is
-    /// the binary's own name given again (`docker run IMAGE leanpoint
-    /// --upstreams-config ...`, the Zig image's usage, where the name is part
-    /// of the command; also as `/usr/local/bin/leanpoint`): it is dropped.
-    pub fn try_parse_with_sources<I, T>(argv: I) -> Result<Cli, clap::Error>
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<OsString>,
-    {
-        let mut argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
-        if argv.get(1).is_some_and(|a| {
-            std::path::Path::new(a).file_name() == Some(std::ffi::OsStr::new("leanpoint"))
-        }) {
-            argv.remove(1);
-        }
-        let cmd = Cli::command();
-        let matches = cmd.clone().try_get_matches_from(argv)?;
-        let mut cli = Cli::from_arg_matches(&matches)?;
-        cli.serve.sources = Sources::from_matches(&cmd, &matches);
-        Ok(cli)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
 
     fn sources(argv: &[&str]) -> Sources {
         let mut full = vec!["leanpoint"];

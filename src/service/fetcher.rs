@@ -29,7 +29,7 @@ use crate::shutdown::Shutdown;
 use crate::upstream::{is_not_found, Requester};
 
 mod pending;
-use pending::{install_pending, keep_newer, Pending};
+use pending::{keep_newer, Pending};
 
 /// Pause after the first round over all sources that gave no usable pair;
 /// doubled after each further round, up to the poll interval.
@@ -270,6 +270,20 @@ fn prove(
     }
     let upstream = &state.upstreams[i].config;
     tracing::info!(upstream = %upstream.name, slot = pair.slot, block_root = %pair.block_root, state_root = %pair.state_root, state_bytes = pair.state.len(), block_bytes = pair.block.len(), "verified finalized pair cached");
+    install_verified(state, i, target, pair);
+    true
+}
+
+/// Installs a pair downloaded ahead of the agreement (`pending`) if it is
+/// the agreed checkpoint's and descends from what is served.
+fn install_pending(state: &AppState, target: Finalized, pending: &mut Pending) -> bool {
+    let Some((pair, i)) = pending::take(target, pending) else {
+        return false;
+    };
+    if descends_from_served(state, &pair.state, pair.slot).is_err() {
+        return false;
+    }
+    tracing::info!(upstream = %state.upstreams[i].config.name, slot = pair.slot, block_root = %pair.block_root, "verified finalized pair cached (downloaded ahead of the agreement)");
     install_verified(state, i, target, pair);
     true
 }

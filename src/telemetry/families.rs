@@ -26,7 +26,7 @@ use super::labels::{HttpLabels, RouteLabels, StandingCountLabels};
 use super::pair::PairMetrics;
 use super::per_upstream::{UpstreamFamilies, UpstreamMetrics};
 use super::register::{freshness_histogram, http_histograms, register, HistogramFamily, UnixTime};
-use super::ZigFamilies;
+use super::zig::ZigFamilies;
 use crate::agreement::Standing;
 use crate::upstream::Source;
 

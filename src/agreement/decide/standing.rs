@@ -2,7 +2,7 @@
 //! checkpoint, and how many contradict the served one. Pure, like the rest
 //! of `agreement`.
 
-use super::{other_genesis, served_chain_at, support, Context, Owners, Vote};
+use super::support::{other_genesis, served_chain_at, support, Context, Owners, Vote};
 use crate::agreement::ancestry::{own_relation, Relation};
 use crate::lean::api::Root;
 

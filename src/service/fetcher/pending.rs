@@ -5,10 +5,8 @@
 
 use bytes::Bytes;
 
-use super::{descends_from_served, install_verified};
 use crate::agreement::Finalized;
 use crate::served::verify::{verify_pair, VerifiedPair};
-use crate::service::AppState;
 
 /// Proven pairs of checkpoints newer than the agreed one, kept for when the
 /// agreement reaches them: with polls spread over an interval, an upstream
@@ -45,23 +43,13 @@ pub(super) fn keep_newer(
     true
 }
 
-/// Installs a kept pair if it is the agreed checkpoint's.
-pub(super) fn install_pending(state: &AppState, target: Finalized, pending: &mut Pending) -> bool {
+/// Takes the kept pair of the agreed checkpoint, if there is one, and drops
+/// the pairs the agreement has passed.
+pub(super) fn take(target: Finalized, pending: &mut Pending) -> Option<(VerifiedPair, usize)> {
     pending.retain(|(p, _)| p.slot >= target.slot);
-    let Some(root) = target.root else {
-        return false;
-    };
-    let Some(pos) = pending
+    let root = target.root?;
+    let pos = pending
         .iter()
-        .position(|(p, _)| p.slot == target.slot && p.block_root == root)
-    else {
-        return false;
-    };
-    let (pair, i) = pending.swap_remove(pos);
-    if descends_from_served(state, &pair.state, pair.slot).is_err() {
-        return false;
-    }
-    tracing::info!(upstream = %state.upstreams[i].config.name, slot = pair.slot, block_root = %pair.block_root, "verified finalized pair cached (downloaded ahead of the agreement)");
-    install_verified(state, i, target, pair);
-    true
+        .position(|(p, _)| p.slot == target.slot && p.block_root == root)?;
+    Some(pending.swap_remove(pos))
 }

@@ -85,33 +85,30 @@ def without_tests(text):
     return text[: m.start()] if m else text
 
 
-def referenced(text, module, is_dir_module):
-    """Every module path a file names through `crate::` or `super::`."""
+def referenced(text, module):
+    """Every module path a file names: through `crate::`, through `super::`,
+    and through its own child modules (`mod pending;` then `pending::x`)."""
     text = strip_comments(without_tests(text))
+    children = set(re.findall(r"^\s*(?:pub(?:\([\w:]+\))?\s+)?mod\s+(\w+)\s*;", text, re.M))
+    roots = ["crate", "super"] + sorted(children)
+    head = "(?:" + "|".join(roots) + ")"
     found = []
-    here = module if is_dir_module else module[:-1]
-    for m in re.finditer(r"\buse\s+((?:crate|super)(?:::super)*::[^;]*);", text, re.S):
+    for m in re.finditer(r"\buse\s+(" + head + r"(?:::super)*::[^;]*);", text, re.S):
         found += paths_in_use(m.group(1))
-    for m in re.finditer(r"(?<![\w:])((?:crate|super)(?:::super)*(?:::\w+)+)", text):
+    for m in re.finditer(r"(?<![\w:])(" + head + r"(?:::super)*(?:::\w+)+)", text):
         found.append(tuple(m.group(1).split("::")))
     resolved = []
     for p in found:
-        if p and p[0] == "crate":
+        if p[0] == "crate":
             resolved.append(p[1:])
-        elif p and p[0] == "super":
-            base = list(here)
-            rest = list(p)
-            # The first `super` leaves the file's own module.
-            while rest and rest[0] == "super":
-                rest.pop(0)
-                base = base[:-1] if base else base
-            # In a non-directory module, `super` is the parent directory's
-            # module; here was already that, so undo one level of climbing.
-            if not is_dir_module:
-                base = list(here)
-                supers = len(p) - len(rest)
-                base = base[: len(base) - (supers - 1)] if supers > 1 else base
-            resolved.append(tuple(base) + tuple(rest))
+        elif p[0] == "super":
+            # Each `super` leaves one module: a/b.rs is `a::b`, its `super`
+            # is `a`; a/mod.rs is `a`, its `super` is the crate.
+            supers = len(p) - len(tuple(x for x in p if x != "super"))
+            rest = p[supers:]
+            resolved.append(module[: max(len(module) - supers, 0)] + rest)
+        else:
+            resolved.append(module + p)
     return resolved
 
 
@@ -146,9 +143,7 @@ def main():
         src = rel
         if rel in included or src == "main.rs":
             continue
-        mod = module_of(src)
-        is_dir = src.endswith(("mod.rs", "lib.rs"))
-        for p in referenced(text, mod, is_dir):
+        for p in referenced(text, module_of(src)):
             dst = file_for(p)
             if dst and dst != src:
                 edges.setdefault(src, set()).add(dst)

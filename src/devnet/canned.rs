@@ -14,6 +14,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::http1::canonical_reason;
+
 /// Content-Length a dripping reply announces: under every body cap a test
 /// sets, so only the client's deadline can end the request.
 pub const DRIP_LENGTH: usize = 4000;
@@ -119,13 +121,6 @@ impl Canned {
     }
 }
 
-fn reason(status: u16) -> &'static str {
-    http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|c| c.canonical_reason())
-        .unwrap_or("Status")
-}
-
 /// Puts `reply` on the wire. True when the connection may serve another
 /// request.
 pub async fn send(stream: &mut TcpStream, reply: &CannedReply, close: bool) -> bool {
@@ -136,7 +131,7 @@ pub async fn send(stream: &mut TcpStream, reply: &CannedReply, close: bool) -> b
     let mut out = format!(
         "HTTP/1.1 {} {}\r\nServer: leanpoint-sim\r\n",
         reply.status,
-        reason(reply.status)
+        canonical_reason(reply.status).unwrap_or("Status")
     )
     .into_bytes();
     if !reply.content_type.is_empty() {

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use super::canned::{Canned, CannedReply};
 use super::chain::{Branch, Chain};
 use super::encode;
+use super::http1::canonical_reason;
 use crate::lean::api::paths;
 
 pub const JSON: &str = "application/json";
@@ -279,11 +280,7 @@ pub fn not_found() -> Reply {
 }
 
 fn canonical_status(code: u16) -> Reply {
-    let reason = http::StatusCode::from_u16(code)
-        .ok()
-        .and_then(|c| c.canonical_reason())
-        .unwrap_or("Error");
-    status_reply(code, reason)
+    status_reply(code, canonical_reason(code).unwrap_or("Error"))
 }
 
 /// The healthy body of `route` on `branch`, `lag` slots behind the head.

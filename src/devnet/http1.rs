@@ -112,18 +112,18 @@ fn parse_head(head: &[u8]) -> io::Result<(String, String, bool, usize)> {
     Ok((method.to_string(), path, close, body_len))
 }
 
-fn reason(status: u16) -> &'static str {
+/// The standard reason phrase of `status`, if it has one.
+pub(super) fn canonical_reason(status: u16) -> Option<&'static str> {
     http::StatusCode::from_u16(status)
         .ok()
         .and_then(|c| c.canonical_reason())
-        .unwrap_or("Unknown")
 }
 
 /// The status line and headers. `len: None` is a close-delimited body.
 pub fn head(status: u16, content_type: &str, len: Option<usize>, close: bool) -> Vec<u8> {
     let mut h = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nServer: leanpoint-sim\r\n",
-        reason(status)
+        canonical_reason(status).unwrap_or("Unknown")
     );
     if let Some(len) = len {
         h.push_str(&format!("Content-Length: {len}\r\n"));

@@ -158,23 +158,23 @@ fn warm_up(lp: &Leanpoint, expect: Expect) -> usize {
         Expect::Fallback => u["source"] == "fallback" && u["agrees"] == true,
         Expect::Flaps => true,
     };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let status = lp.json_ok("/status", 2 * ANSWER_WITHIN);
-        let u = find_upstream(&lp.json_ok("/api/upstreams", 2 * ANSWER_WITHIN), FAULTY);
-        if status["agreement"] == true
-            && !status["served_state_slot"].is_null()
-            && u["polls"].as_u64() >= Some(3)
-            && settled(&u)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no agreement or no {expect:?} within 15 s:\n{status}\n{u}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(15),
+        &format!("agreement and {expect:?}"),
+        || {
+            let status = lp.json_ok("/status", 2 * ANSWER_WITHIN);
+            let u = find_upstream(&lp.json_ok("/api/upstreams", 2 * ANSWER_WITHIN), FAULTY);
+            if status["agreement"] == true
+                && !status["served_state_slot"].is_null()
+                && u["polls"].as_u64() >= Some(3)
+                && settled(&u)
+            {
+                Ok(())
+            } else {
+                Err(format!("\n{status}\n{u}"))
+            }
+        },
+    );
     fd_count(lp.pid())
 }
 

@@ -11,8 +11,8 @@ use crate::support::metrics::{assert_at_least, upstream_errors};
 use crate::support::raw_upstream::RawUpstream;
 use crate::support::sys::dead_port as free_port;
 use crate::support::{
-    fixture, metric, run_to_exit, start, wait_until, FixtureRoutes, Leanpoint, Mode, Reply, Routes,
-    TempDir,
+    fixture, metric, run_to_exit, run_to_exit_env, start, wait_until, FixtureRoutes, Leanpoint,
+    Mode, Reply, Routes, TempDir,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -433,32 +433,12 @@ fn every_numeric_flag_is_bounded_with_a_clear_error() {
         );
     }
     // The same through the environment names the variable.
-    let exit = {
-        let mut child = std::process::Command::new(crate::support::BIN)
-            .args(["--bind", "127.0.0.1", "--port", "0"])
-            .env("LEANPOINT_MAX_CONNECTIONS", huge)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = child.try_wait().expect("wait") {
-                break s;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("still running with LEANPOINT_MAX_CONNECTIONS={huge}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut err);
-        }
-        (status.code(), err)
-    };
-    assert_eq!(exit.0, Some(2), "{}", exit.1);
-    assert!(exit.1.contains("LEANPOINT_MAX_CONNECTIONS"), "{}", exit.1);
+    let exit = run_to_exit_env(
+        &[],
+        &[("LEANPOINT_MAX_CONNECTIONS", huge)],
+        Duration::from_secs(10),
+    );
+    let said = &exit.stderr;
+    assert_eq!(exit.status.code(), Some(2), "{said}");
+    assert!(said.contains("LEANPOINT_MAX_CONNECTIONS"), "{said}");
 }

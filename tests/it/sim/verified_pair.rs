@@ -18,24 +18,12 @@ const WAIT: Duration = Duration::from_secs(30);
 /// Waits until every upstream was polled `rounds` more times, asserting on
 /// every look that nothing is agreed or served.
 fn assert_nothing_served(lp: &Leanpoint, rounds: u64) -> Value {
-    let min_polls = |a: &Value| {
-        a["upstreams"]
-            .as_array()
-            .and_then(|us| us.iter().filter_map(|u| u["polls"].as_u64()).min())
-            .unwrap_or(0)
-    };
-    let target = min_polls(&lp.json("/api/upstreams")) + rounds;
-    loop {
+    lp.hold_for_polls(rounds, || {
         let status = lp.json("/status");
         assert_eq!(status["agreement"], false, "{status}");
         assert_eq!(lp.get(STATE).status, 503, "a State was served");
         assert_eq!(lp.get(BLOCK).status, 503, "a block was served");
-        let all = lp.json("/api/upstreams");
-        if min_polls(&all) >= target {
-            return all;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 /// Waits for agreement on `slot` and a served pair; returns /status.

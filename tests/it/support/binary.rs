@@ -301,6 +301,25 @@ impl Leanpoint {
         })
     }
 
+    /// Checks `holds` on every look until every upstream was polled `rounds`
+    /// more times; returns the last /api/upstreams. Bounded (90 s) so a
+    /// poller that stops fails the test instead of hanging it.
+    pub fn hold_for_polls(&self, rounds: u64, mut holds: impl FnMut()) -> Value {
+        let target = min_polls(&self.json("/api/upstreams")) + rounds;
+        wait_until(
+            Duration::from_secs(90),
+            &format!("every upstream polled {rounds} more times"),
+            || {
+                holds();
+                let all = self.json("/api/upstreams");
+                match min_polls(&all) {
+                    n if n >= target => Ok(all),
+                    n => Err(format!("fewest polls {n}, want {target}")),
+                }
+            },
+        )
+    }
+
     /// Waits until `pred` holds for the `/api/upstreams` entry of `name`;
     /// returns that entry.
     pub fn wait_upstream(
@@ -341,4 +360,12 @@ pub fn run_to_exit_env(args: &[&str], envs: &[(&str, &str)], within: Duration) -
 /// [`run_to_exit_env`] without extra environment.
 pub fn run_to_exit(args: &[&str], within: Duration) -> Exit {
     run_to_exit_env(args, &[], within)
+}
+
+/// The fewest polls of any upstream in an /api/upstreams answer.
+pub fn min_polls(upstreams: &Value) -> u64 {
+    upstreams["upstreams"]
+        .as_array()
+        .and_then(|us| us.iter().filter_map(|u| u["polls"].as_u64()).min())
+        .unwrap_or(0)
 }

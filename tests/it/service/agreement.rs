@@ -119,17 +119,9 @@ fn assert_never_served(lp: &Leanpoint, responding: usize) -> Value {
     let all = lp.wait_json("/api/upstreams", "all fresh upstreams counted", WAIT, |a| {
         a["consensus"]["responding_upstreams"] == responding
     });
-    let polls_at = |a: &Value| -> u64 {
-        a["upstreams"].as_array().map_or(0, |us| {
-            us.iter()
-                .filter_map(|u| u["polls"].as_u64())
-                .min()
-                .unwrap_or(0)
-        })
-    };
-    let target = polls_at(&all) + 5;
-    let mut last_status;
-    loop {
+    assert_eq!(all["consensus"]["has_consensus"], false, "{all}");
+    let mut last_status = Value::Null;
+    lp.hold_for_polls(5, || {
         last_status = lp.json("/status");
         assert_eq!(last_status["agreement"], false, "{last_status}");
         let state = lp.get(STATE);
@@ -158,11 +150,8 @@ fn assert_never_served(lp: &Leanpoint, responding: usize) -> Value {
         );
         let all = lp.json("/api/upstreams");
         assert_eq!(all["consensus"]["has_consensus"], false, "{all}");
-        if polls_at(&all) >= target {
-            return last_status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
+    last_status
 }
 
 fn two_against_two(extra: &[&str]) -> (Vec<crate::support::SimUpstream>, Leanpoint) {

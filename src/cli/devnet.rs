@@ -18,7 +18,7 @@ act on the connection that carried the node's request.";
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = SIM_AFTER_HELP)]
 pub struct SimArgs {
-    /// One node with this behaviour (repeatable): healthy, lagging:K, fork[:SLOT],
+    /// One node with this behaviour (repeatable): healthy, lagging:K, moves-on:K, fork[:SLOT],
     /// http-status:CODE, garbage, oversized, slow-drip[:MS], accept-hang, half-close,
     /// reset, blackhole-connect, flap[:SLOTS], legacy, no-store, block-mismatch,
     /// state-wrong-slot, trailing-bytes[:N], no-block-route.

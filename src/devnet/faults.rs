@@ -36,6 +36,12 @@ pub enum Behaviour {
     Healthy,
     /// Serves the chain as it was K slots ago.
     Lagging(u64),
+    /// Serves the chain as it was K slots ago until its finalized block is
+    /// asked for, then the head from that request on (it becomes healthy):
+    /// a node whose finalized checkpoint moves on between leanpoint's poll
+    /// and the pair's download, as on a chain that finalizes faster than
+    /// leanpoint polls, made deterministic.
+    MovesOn(u64),
     /// Serves a branch whose roots differ from slot `from` on (same slots).
     Fork { from: u64 },
     /// Answers every request with this status and a text body.
@@ -140,6 +146,7 @@ impl FromStr for Behaviour {
         }
         match name {
             "lagging" => param(name, arg, Some(3)).map(Behaviour::Lagging),
+            "moves-on" => param(name, arg, Some(3)).map(Behaviour::MovesOn),
             "fork" => param(name, arg, Some(DEFAULT_FORK_FROM))
                 .map(|from: u64| Behaviour::Fork { from: from.max(1) }),
             "http-status" => {
@@ -162,7 +169,7 @@ impl FromStr for Behaviour {
                 Ok(Behaviour::TrailingBytes(n))
             }
             _ => Err(format!(
-                "unknown behaviour {name:?}; one of healthy, lagging:K, fork[:SLOT], http-status:CODE, \
+                "unknown behaviour {name:?}; one of healthy, lagging:K, moves-on:K, fork[:SLOT], http-status:CODE, \
                  garbage, oversized, slow-drip[:MS], accept-hang, half-close, reset, \
                  blackhole-connect, flap[:SLOTS], legacy, no-store, block-mismatch, \
                  state-wrong-slot, trailing-bytes[:N], no-block-route"
@@ -175,6 +182,7 @@ impl fmt::Display for Behaviour {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Behaviour::Lagging(k) => write!(f, "lagging:{k}"),
+            Behaviour::MovesOn(k) => write!(f, "moves-on:{k}"),
             Behaviour::Fork { from } if *from == DEFAULT_FORK_FROM => f.write_str("fork"),
             Behaviour::Fork { from } => write!(f, "fork:{from}"),
             Behaviour::HttpStatus(c) => write!(f, "http-status:{c}"),
@@ -355,6 +363,8 @@ pub fn reply(b: &Behaviour, route: Route, chain: &Chain) -> Reply {
     match b {
         Behaviour::Healthy => healthy(chain, route, Branch::Main, 0),
         Behaviour::Lagging(k) => healthy(chain, route, Branch::Main, *k),
+        // server::node_reply turns it healthy at its block request.
+        Behaviour::MovesOn(k) => healthy(chain, route, Branch::Main, *k),
         Behaviour::Fork { from } => healthy(chain, route, Branch::Fork { from: *from }, 0),
         Behaviour::HttpStatus(code) => canonical_status(*code),
         Behaviour::Garbage => garbage(chain, route),

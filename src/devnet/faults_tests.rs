@@ -5,6 +5,7 @@ fn behaviours_round_trip() {
     for s in [
         "healthy",
         "lagging:3",
+        "moves-on:2",
         "fork",
         "fork:6",
         "http-status:503",

@@ -348,7 +348,12 @@ fn node_reply(sim: &Sim, i: usize, method: &str, path: &str) -> Reply {
     if method != "GET" {
         return faults::status_reply(405, "Method Not Allowed");
     }
-    faults::reply(&behaviour, Route::from_path(path), &sim.chain)
+    let route = Route::from_path(path);
+    if matches!(behaviour, Behaviour::MovesOn(_)) && route == Route::BlockFinalized {
+        sim.nodes[i].behaviour.send_replace(Behaviour::Healthy);
+        return faults::reply(&Behaviour::Healthy, route, &sim.chain);
+    }
+    faults::reply(&behaviour, route, &sim.chain)
 }
 
 #[cfg(test)]

@@ -48,6 +48,10 @@ pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
                     _ = shutdown.wait() => return,
                     _ = fetch_until_done(&state, target, &mut target_rx, &mut pending) => {}
                 }
+                // Done, or the target changed while it waited (and its
+                // `changed()` marked the new target seen): look again
+                // rather than wait for a change that already came.
+                continue;
             }
         }
         tokio::select! {
@@ -74,8 +78,14 @@ async fn fetch_until_done(
             if target_rx.has_changed().unwrap_or(true) {
                 return;
             }
-            if try_one(state, target, i, &mut spare, pending).await {
-                return;
+            match try_one(state, target, i, &mut spare, pending).await {
+                Tried::Installed => return,
+                // Its lock is released: its poll can start now. The pollers
+                // would otherwise report the newer checkpoint only at their
+                // next tick, a whole poll interval during which nothing
+                // newer is served while the proven pair waits in `pending`.
+                Tried::MovedOn => state.upstreams[i].poll_soon.notify_one(),
+                Tried::Failed => {}
             }
         }
         tokio::select! {
@@ -113,6 +123,16 @@ struct Spare {
     state: Option<(Bytes, usize)>,
 }
 
+/// How one source's attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tried {
+    Installed,
+    /// The source's finalized checkpoint is past the agreed one (its newer
+    /// pair may be kept in `pending`).
+    MovedOn,
+    Failed,
+}
+
 /// Downloads from upstream `i` and installs a pair if it is proven.
 async fn try_one(
     state: &AppState,
@@ -120,7 +140,7 @@ async fn try_one(
     i: usize,
     spare: &mut Spare,
     pending: &mut Pending,
-) -> bool {
+) -> Tried {
     // One request in flight per upstream: wait for its poll to end.
     let _request = state.upstreams[i].request_lock.lock().await;
     let requester = state.requester(i);
@@ -128,10 +148,10 @@ async fn try_one(
         None => None,
         Some(root) => {
             let Some(block) = block_from(state, &requester, i, spare).await else {
-                return false;
+                return Tried::Failed;
             };
             if install_spare_state(state, target, root, &block, spare) {
-                return true;
+                return Tried::Installed;
             }
             Some(block)
         }
@@ -147,7 +167,7 @@ async fn try_one(
         Ok(ok) => ok,
         Err(e) => {
             refuse(state, i, "fetch_failed", e.to_string());
-            return false;
+            return Tried::Failed;
         }
     };
     match (target.root, block) {
@@ -214,7 +234,13 @@ fn install_spare_state(
 
 /// Installs the State of a checkpoint agreed by slot alone: there is no
 /// root to prove it against, so its slot is all that is checked.
-fn install_by_slot(state: &AppState, target: Finalized, i: usize, slot: u64, bytes: Bytes) -> bool {
+fn install_by_slot(
+    state: &AppState,
+    target: Finalized,
+    i: usize,
+    slot: u64,
+    bytes: Bytes,
+) -> Tried {
     if slot != target.slot {
         refuse(
             state,
@@ -225,13 +251,17 @@ fn install_by_slot(state: &AppState, target: Finalized, i: usize, slot: u64, byt
                 target.slot
             ),
         );
-        return false;
+        return if slot > target.slot {
+            Tried::MovedOn
+        } else {
+            Tried::Failed
+        };
     }
     let upstream = &state.upstreams[i].config;
     tracing::info!(upstream = %upstream.name, slot, bytes = bytes.len(), "finalized state cached by slot alone (unverified: no root agreed)");
     let etag = format!("\"slot-{slot}-{:016x}\"", fnv1a(&bytes));
     install(state, i, target, bytes, None, None, etag);
-    true
+    Tried::Installed
 }
 
 /// Proves (block, State) from upstream `i` against the agreed root and
@@ -245,14 +275,14 @@ fn prove(
     bytes: Bytes,
     spare: &mut Spare,
     pending: &mut Pending,
-) -> bool {
+) -> Tried {
     let pair = match verify_pair(target.slot, root, block.clone(), bytes.clone()) {
         Ok(p) => p,
         Err(VerifyError::BlockRootMismatch { .. })
             if keep_newer(target, &block, bytes, i, pending) =>
         {
-            refuse(state, i, "moved_on", "its finalized checkpoint moved past the agreed one; its proven pair is kept for when the agreement reaches it".into());
-            return false;
+            refuse(state, i, "moved_on", "its finalized checkpoint moved past the agreed one; its proven pair is kept for when the agreement reaches it, and it is polled again now".into());
+            return Tried::MovedOn;
         }
         Err(e) => {
             if e.kind().starts_with("state")
@@ -261,17 +291,17 @@ fn prove(
                 spare.block = Some(block);
             }
             refuse(state, i, e.kind(), e.to_string());
-            return false;
+            return Tried::Failed;
         }
     };
     if let Err(why) = descends_from_served(state, &pair.state, target.slot) {
         refuse(state, i, "not_descendant", why);
-        return false;
+        return Tried::Failed;
     }
     let upstream = &state.upstreams[i].config;
     tracing::info!(upstream = %upstream.name, slot = pair.slot, block_root = %pair.block_root, state_root = %pair.state_root, state_bytes = pair.state.len(), block_bytes = pair.block.len(), "verified finalized pair cached");
     install_verified(state, i, target, pair);
-    true
+    Tried::Installed
 }
 
 /// Installs a pair downloaded ahead of the agreement (`pending`) if it is

@@ -96,6 +96,7 @@ impl AppState {
                 view: Mutex::new(UpstreamView::default()),
                 last_tick_ms: AtomicU64::new(unix_ms()),
                 request_lock: Arc::new(tokio::sync::Mutex::new(())),
+                poll_soon: Notify::new(),
             })
             .collect();
         let failing = config.upstreams.len();

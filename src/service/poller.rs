@@ -49,16 +49,26 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
                 // poll queued behind the download would start the instant the
                 // download ends, while a timed-out download's socket may not
                 // be closed yet.
-                let Ok(request) = state.upstreams[i].request_lock.clone().try_lock_owned() else {
+                let Some(poll) = start(&state, i, &mut polls) else {
                     state.record_tick(i, true);
                     tracing::debug!(upstream = %state.upstreams[i].config.name, "state download running; tick skipped");
                     continue;
                 };
-                state.record_tick(i, false);
-                let prefer_fallback = state.upstreams[i].view().source == Source::Fallback
-                    && !polls.is_multiple_of(FORK_CHOICE_REPROBE_EVERY);
-                polls += 1;
-                in_flight = Some(Box::pin(poll_once(state.clone(), i, request, prefer_fallback)));
+                in_flight = Some(poll);
+            }
+            // Asked by the fetcher, which has released this upstream's lock
+            // before ringing. A poll already running answers the same
+            // question, and a busy lock means another download started: the
+            // next tick polls then.
+            _ = state.upstreams[i].poll_soon.notified() => {
+                if in_flight.is_some() {
+                    continue;
+                }
+                if let Some(poll) = start(&state, i, &mut polls) {
+                    state.metrics.early_polls.inc();
+                    tracing::debug!(upstream = %state.upstreams[i].config.name, "polled early: its finalized checkpoint moved past the agreed one");
+                    in_flight = Some(poll);
+                }
             }
             (result, latency) = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
                 in_flight = None;
@@ -76,6 +86,25 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
         }
     }
     // Dropping `in_flight` here cancels a running poll and closes its socket.
+}
+
+/// Starts a poll of upstream `i` if no download holds its request lock.
+fn start(state: &Arc<AppState>, i: usize, polls: &mut u64) -> Option<PollFuture> {
+    let request = state.upstreams[i]
+        .request_lock
+        .clone()
+        .try_lock_owned()
+        .ok()?;
+    state.record_tick(i, false);
+    let prefer_fallback = state.upstreams[i].view().source == Source::Fallback
+        && !polls.is_multiple_of(FORK_CHOICE_REPROBE_EVERY);
+    *polls += 1;
+    Some(Box::pin(poll_once(
+        state.clone(),
+        i,
+        request,
+        prefer_fallback,
+    )))
 }
 
 /// Upstreams polled in the same instant, at most. A thread woken for one

@@ -130,6 +130,11 @@ pub struct UpstreamEntry {
     /// fetcher both talk to upstreams; this lock is what keeps it to one
     /// request in flight per upstream between the two of them.
     pub(crate) request_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The fetcher rings this when the upstream's finalized checkpoint has
+    /// moved past the agreed one: its next poll starts now, not a whole
+    /// interval later, so the agreement (and the pair the fetcher already
+    /// proved and kept) catches up at once.
+    pub(crate) poll_soon: tokio::sync::Notify,
 }
 
 impl UpstreamEntry {

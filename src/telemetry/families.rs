@@ -55,6 +55,9 @@ pub struct Metrics {
     pub served_state_bytes: Gauge,
     pub state_fetches: Counter,
     pub state_fetch_failures: Counter,
+    /// Polls started ahead of their tick because a download found the
+    /// upstream past the agreed checkpoint.
+    pub early_polls: Counter,
     /// All upstreams' requests in flight; each `UpstreamMetrics` moves it
     /// with its own gauge.
     pub in_flight_total: Gauge,
@@ -97,6 +100,7 @@ impl Metrics {
             served_state_bytes => "served_state_size" [Bytes], "Size of the cached finalized State served (0 = none)";
             state_fetches => "state_fetches", "Downloads of the finalized State for the cache (one per new agreed checkpoint, more on failure)";
             state_fetch_failures => "state_fetch_failures", "State downloads that failed or did not match the agreed checkpoint";
+            early_polls => "early_polls", "Polls started before their tick because a pair download found the upstream's finalized checkpoint past the agreed one (so the agreement catches up without waiting a poll interval)";
             in_flight_total = families.in_flight_total.clone() => "upstream_requests_in_flight", "Requests to all upstreams in flight now; never more than the number of upstreams plus one state download";
         }
         let pair = PairMetrics::register(r, upstream_names);
@@ -134,6 +138,7 @@ impl Metrics {
             served_state_bytes,
             state_fetches,
             state_fetch_failures,
+            early_polls,
             in_flight_total,
             pair,
             http_requests,

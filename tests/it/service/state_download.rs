@@ -77,3 +77,42 @@ fn a_hung_state_download_never_overlaps_polls_of_that_upstream() {
         "the longest drip connection lived {life:?} (download deadline 4 x 500 ms)"
     );
 }
+
+/// Upstreams whose finalized checkpoint moves past the agreed one between
+/// the poll and the pair's download (a chain finalizing faster than
+/// leanpoint polls). The downloaded pair is newer than the agreement, proven
+/// and kept; the fetcher asks each such upstream for an early poll, so the
+/// agreement reaches the kept pair and it is served within moments, not a
+/// poll interval later (60 s here, longer than the test's wait).
+#[test]
+fn a_pair_that_moved_on_is_served_after_early_polls_not_a_poll_interval_later() {
+    let moves_on = || Mode::Sim(leanpoint::devnet::Behaviour::MovesOn(2));
+    let (fakes, lp) = start(
+        &[("m1", moves_on()), ("m2", moves_on()), ("m3", moves_on())],
+        &["--poll-ms", "60000", "--timeout-ms", "2000"],
+    );
+    let status = lp.wait_json("/status", "a served pair", WAIT, |s| {
+        s["agreement"] == true
+            && s["served_pair_verified"] == true
+            && s["served_state_slot"] == s["finalized_slot"]
+    });
+    let m = lp.metrics();
+    // The first agreement (two slots behind) was never served: every
+    // source's pair was newer.
+    let refused: f64 = ["m1", "m2", "m3"]
+        .iter()
+        .filter_map(|u| {
+            let labels = [("upstream", *u), ("reason", "moved_on")];
+            metric(&m, "leanpoint_upstream_verify_failures_total", &labels)
+        })
+        .sum();
+    assert_at_least(Some(refused), 1.0, "pairs refused as moved on");
+    let early = metric(&m, "leanpoint_early_polls_total", &[]);
+    assert_at_least(early, 1.0, "early polls");
+    // Two fork_choice polls of a source inside one 60 s interval: the tick's
+    // and the early one.
+    let polled = fakes.iter().map(|f| f.requests(FORK_CHOICE)).max();
+    assert!(polled.is_some_and(|n| n >= 2), "{polled:?} {status}");
+    let state = lp.get(STATE);
+    assert_eq!(state.status, 200, "{}", state.text());
+}

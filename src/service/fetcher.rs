@@ -99,18 +99,30 @@ async fn fetch_until_done(
 }
 
 /// Supporters of the agreement that report exactly the agreed checkpoint:
-/// the finalized routes of one already past it serve a newer pair.
+/// the finalized routes of one already past it serve a newer pair. Those
+/// whose last download failed (a timeout, a reset, a cap) go last: a source
+/// that stalls would otherwise cost every new checkpoint its whole download
+/// budget before the next source is asked. It is tried again when the others
+/// give no pair, and its failure is cleared when it sends one.
 fn sources(state: &AppState, target: Finalized) -> Vec<usize> {
-    state
+    let mut sources: Vec<(usize, bool)> = state
         .supporters()
         .into_iter()
-        .filter(|&i| {
-            state.upstreams[i].view().observation.is_some_and(|o| {
+        .filter_map(|i| {
+            let v = lock(&state.upstreams[i].view);
+            let reports = v.observation.as_ref().is_some_and(|o| {
                 o.finalized_slot == target.slot
                     && (o.finalized_root.is_none() || o.finalized_root == target.root)
-            })
+            });
+            let failed = v
+                .pair_error
+                .as_ref()
+                .is_some_and(|(k, _)| *k == "fetch_failed");
+            reports.then_some((i, failed))
         })
-        .collect()
+        .collect();
+    sources.sort_by_key(|&(_, failed)| failed);
+    sources.into_iter().map(|(i, _)| i).collect()
 }
 
 /// Halves of a pair kept from one source for the next: a block whose root

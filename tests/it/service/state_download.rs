@@ -116,3 +116,56 @@ fn a_pair_that_moved_on_is_served_after_early_polls_not_a_poll_interval_later() 
     let state = lp.get(STATE);
     assert_eq!(state.status, 200, "{}", state.text());
 }
+
+/// A source whose last download failed is asked last for the next
+/// checkpoint: one stalled upstream costs one download budget, not one per
+/// checkpoint. "drip" is the first supporter and drips its State; the first
+/// checkpoint's download from it times out and another source serves. For
+/// the next checkpoint it is not asked at all (the others serve at once).
+#[test]
+fn a_source_whose_download_failed_is_asked_last_next_time() {
+    let dripping = |folder| {
+        Mode::Routes(
+            Routes::fixture(folder)
+                .with(STATE, Reply::ok("application/octet-stream", "").dripping()),
+        )
+    };
+    let (fakes, lp) = start(
+        &[
+            ("drip", dripping("behind")),
+            ("good1", Mode::Fixture("behind")),
+            ("good2", Mode::Fixture("behind")),
+        ],
+        &Timing::SHORT_DEADLINES.args(),
+    );
+    let fetch_failures = || {
+        let m = lp.metrics();
+        let labels = [("upstream", "drip"), ("reason", "fetch_failed")];
+        metric(&m, "leanpoint_upstream_verify_failures_total", &labels)
+    };
+    let (behind, _) = crate::support::fixture_finalized("behind");
+    lp.wait_json("/status", "behind's pair served", WAIT, |s| {
+        s["served_state_slot"] == behind
+    });
+    assert_eq!(fetch_failures(), Some(1.0), "drip was asked first, once");
+
+    // drip first, so that it reports the next checkpoint when the others
+    // give it a majority: it is a source then, and would be asked first.
+    let (advanced, _) = crate::support::fixture_finalized("advanced");
+    fakes[0].set_mode(dripping("advanced"));
+    lp.wait_json("/api/upstreams", "drip reporting advanced", WAIT, |a| {
+        a["upstreams"][0]["last_finalized_slot"] == advanced
+    });
+    for f in &fakes[1..] {
+        f.set_mode(Mode::Fixture("advanced"));
+    }
+    let status = lp.wait_json("/status", "advanced's pair served", WAIT, |s| {
+        s["served_state_slot"] == advanced
+    });
+    assert_ne!(status["served_from"], "drip", "{status}");
+    assert_eq!(
+        fetch_failures(),
+        Some(1.0),
+        "drip was asked again before the good sources: {status}"
+    );
+}

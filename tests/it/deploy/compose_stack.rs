@@ -148,6 +148,13 @@ fn leanpoint_service_sets_fd_limit_and_healthcheck() {
         test.contains("/livez"),
         "healthcheck must ask /livez: {test}"
     );
+    let admin = lp["environment"]["LEANPOINT_ADMIN_PORT"]
+        .as_str()
+        .expect("LEANPOINT_ADMIN_PORT");
+    assert!(
+        test.contains(&format!("/dev/tcp/127.0.0.1/{admin}")),
+        "healthcheck must ask the admin listener ({admin}): {test}"
+    );
     for s in [
         "devnet",
         "leanpoint",
@@ -159,15 +166,15 @@ fn leanpoint_service_sets_fd_limit_and_healthcheck() {
     }
 }
 
-/// Prometheus scrapes leanpoint where it listens, loads the mounted rules and
+/// Prometheus scrapes leanpoint's admin listener, loads the mounted rules and
 /// alerts the Alertmanager service.
 #[test]
 fn prometheus_config_matches_the_stack() {
     let c = compose();
     let prom = yaml("deploy/prometheus/prometheus.yml");
-    let port = c["services"]["leanpoint"]["environment"]["LEANPOINT_BIND_PORT"]
+    let port = c["services"]["leanpoint"]["environment"]["LEANPOINT_ADMIN_PORT"]
         .as_str()
-        .expect("LEANPOINT_BIND_PORT");
+        .expect("LEANPOINT_ADMIN_PORT: Prometheus scrapes the admin listener");
     let job = entry(
         &prom,
         "scrape_configs",

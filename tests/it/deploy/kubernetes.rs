@@ -126,13 +126,43 @@ fn names_tie_the_manifests_together() {
     }
     let port = at(container, "ports.0.name");
     assert_eq!(at(&service, "spec.ports.0.targetPort"), port);
+    // Probes and the scrape go to the admin listener: the container port
+    // named "admin" is the one LEANPOINT_ADMIN_PORT opens, the Service
+    // carries it, and the ServiceMonitor scrapes that Service port.
+    let env = container["env"].as_array().expect("env");
+    let env_value = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_else(|| panic!("{name} not in the container's env"))
+            .to_string()
+    };
+    let ports = container["ports"].as_array().expect("ports");
+    let admin = ports
+        .iter()
+        .find(|p| p["name"] == "admin")
+        .expect("a container port named admin");
     assert_eq!(
-        at(&monitor, "spec.endpoints.0.port"),
-        at(&service, "spec.ports.0.name")
+        admin["containerPort"].to_string(),
+        env_value("LEANPOINT_ADMIN_PORT")
     );
+    let scraped = at(&monitor, "spec.endpoints.0.port");
+    let service_port = service["spec"]["ports"]
+        .as_array()
+        .expect("Service ports")
+        .iter()
+        .find(|p| &p["name"] == scraped)
+        .unwrap_or_else(|| panic!("the ServiceMonitor's port {scraped} is not the Service's"));
+    assert_eq!(service_port["targetPort"], "admin");
     assert_eq!(at(&monitor, "spec.endpoints.0.path"), "/metrics");
-    assert_eq!(at(container, "livenessProbe.httpGet.path"), "/livez");
-    assert_eq!(at(container, "readinessProbe.httpGet.path"), "/readyz");
+    for (probe, path) in [
+        ("livenessProbe", "/livez"),
+        ("readinessProbe", "/readyz"),
+        ("startupProbe", "/livez"),
+    ] {
+        assert_eq!(at(container, &format!("{probe}.httpGet.path")), path);
+        assert_eq!(at(container, &format!("{probe}.httpGet.port")), "admin");
+    }
 
     // Non-root, read-only root filesystem, and the config where the env says.
     assert_eq!(at(pod, "spec.securityContext.runAsNonRoot"), true);
@@ -140,7 +170,6 @@ fn names_tie_the_manifests_together() {
         at(container, "securityContext.readOnlyRootFilesystem"),
         true
     );
-    let env = container["env"].as_array().expect("env");
     let config = env
         .iter()
         .find(|e| e["name"] == "LEANPOINT_UPSTREAMS_CONFIG")

@@ -116,7 +116,7 @@ pub struct StandingCountLabels {
 pub struct ReasonLabels {
     pub upstream: String,
     /// A fixed set: verify_pair's kinds, `block_unavailable`, `fetch_failed`,
-    /// `impossible_slot`, `not_descendant`.
+    /// `moved_on`, `impossible_slot`, `not_descendant`.
     pub reason: &'static str,
 }
 

@@ -3,6 +3,9 @@
 //! upstream stands to the agreed chain. Registered by `Metrics::new`, between
 //! the serving and the inbound HTTP families.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -19,6 +22,10 @@ pub struct PairMetrics {
     pub standing: Vec<Vec<(Standing, Gauge)>>,
     standing_family: Family<StandingLabels, Gauge>,
     pub failures: Family<ReasonLabels, Counter>,
+    /// Every reason recorded so far: a Family cannot list its series, and a
+    /// reload must remove a removed upstream's failure series (the reasons
+    /// are a fixed set of a dozen names, so this stays that small).
+    reasons_seen: Arc<Mutex<BTreeSet<&'static str>>>,
     pub served: Family<PairLabels, Gauge>,
     pub served_block_bytes: Gauge,
     pub served_verified: Gauge,
@@ -49,6 +56,7 @@ impl PairMetrics {
                 .collect(),
             standing_family,
             failures,
+            reasons_seen: Arc::default(),
             served,
             served_block_bytes,
             served_verified,
@@ -63,10 +71,21 @@ impl PairMetrics {
     /// follow `upstream_names`; the series of upstreams no longer configured
     /// are removed, those kept by name keep their values.
     pub fn for_upstreams(&self, upstream_names: &[String], removed: &[&str]) -> PairMetrics {
+        let reasons = self
+            .reasons_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         for name in removed {
             for standing in Standing::ALL {
                 self.standing_family
                     .remove(&StandingLabels::of(name, standing));
+            }
+            for &reason in &reasons {
+                self.failures.remove(&ReasonLabels {
+                    upstream: name.to_string(),
+                    reason,
+                });
             }
         }
         let mut next = self.clone();
@@ -87,6 +106,10 @@ impl PairMetrics {
     }
 
     pub fn failure(&self, upstream: &str, reason: &'static str) {
+        self.reasons_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(reason);
         self.failures
             .get_or_create(&ReasonLabels {
                 upstream: upstream.to_string(),

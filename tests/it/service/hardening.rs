@@ -290,7 +290,11 @@ fn names(v: &serde_json::Value) -> Vec<String> {
 #[test]
 fn sighup_reloads_the_upstreams_file_and_keeps_serving() {
     let a = crate::support::SimUpstream::start(Mode::Fixture("advanced"));
-    let b = crate::support::SimUpstream::start(Mode::Fixture("advanced"));
+    // b agrees but sends a State that is not one: a named verify failure
+    // (a series of its own, which must go with b at the reload).
+    let not_a_state = Routes::fixture("advanced")
+        .with(STATE, Reply::ok("application/octet-stream", "not a State"));
+    let b = crate::support::SimUpstream::start(Mode::Routes(not_a_state));
     let c = crate::support::SimUpstream::start(Mode::Fixture("advanced"));
     let dir = TempDir::new();
     let file = |ups: &[(&str, &crate::support::SimUpstream)]| {
@@ -298,12 +302,22 @@ fn sighup_reloads_the_upstreams_file_and_keeps_serving() {
             ups.iter().map(|(n, f)| (n.to_string(), f.url())).collect();
         crate::support::upstreams_json(&list)
     };
-    let path = dir.write("upstreams.json", file(&[("a", &a), ("b", &b)]));
+    // b first: the fetcher asks it first, and is refused.
+    let path = dir.write("upstreams.json", file(&[("b", &b), ("a", &a)]));
     let lp = Leanpoint::builder()
         .upstreams_file(&path)
         .timing(crate::support::Timing::FAST)
         .spawn();
     let state = lp.wait_code(STATE, 200, WAIT);
+    let before = lp.metrics();
+    let b_failures = before
+        .lines()
+        .filter(|l| l.starts_with("leanpoint_upstream_verify_failures_total{upstream=\"b\""))
+        .count();
+    assert!(
+        b_failures >= 1,
+        "b's refused State is not counted:\n{before}"
+    );
 
     // A valid file: c replaces b; the checkpoint stays served throughout.
     dir.write("upstreams.json", file(&[("a", &a), ("c", &c)]));

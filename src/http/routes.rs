@@ -1,8 +1,10 @@
 //! The router and its handlers.
 //!
 //! **Handlers only read `AppState`.** They copy a snapshot out of it and
-//! answer; none awaits anything but the response write, none contacts an
-//! upstream, so an upstream's behaviour can never slow an inbound request.
+//! answer; none awaits anything but the response write (and `/metrics` an
+//! encoding of the registry already running, `telemetry::scrape`), none
+//! contacts an upstream, so an upstream's behaviour can never slow an
+//! inbound request.
 //! Every request is counted in `leanpoint_http_requests_total` by route
 //! template (a fixed set; everything else is `unmatched`).
 

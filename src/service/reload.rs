@@ -161,3 +161,30 @@ fn rebuild(old: &AppState, config: Config) -> anyhow::Result<Arc<AppState>> {
     next.adopt(old);
     Ok(Arc::new(next))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Format;
+
+    /// The scrapes' shared encodings live beside the registry, so a reload
+    /// keeps both: the new state scrapes the same registry through the same
+    /// slots, and the encodings counter goes on counting.
+    #[tokio::test]
+    async fn a_reload_keeps_the_registry_and_its_shared_encodings() {
+        let old = super::super::testing::closed(2);
+        let _ = old.scrapes.body(Format::Text, false).await.expect("scrape");
+        let next = rebuild(&old, old.config.clone()).expect("rebuild");
+        assert!(Arc::ptr_eq(&old.scrapes, &next.scrapes));
+        let b = next
+            .scrapes
+            .body(Format::Text, false)
+            .await
+            .expect("scrape");
+        let text = String::from_utf8(b.bytes.to_vec()).expect("UTF-8");
+        assert!(
+            text.contains("leanpoint_metrics_encodings_total 2\n"),
+            "{text}"
+        );
+    }
+}

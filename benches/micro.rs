@@ -414,3 +414,11 @@ fn encode_16_upstreams(openmetrics: bool) -> String {
 fn encode_1000_upstreams(openmetrics: bool) -> String {
     telemetry::encode(black_box(&REGISTRY_1000), openmetrics).expect("encode")
 }
+
+/// What a gzip scrape adds to an encoding: the 16-upstream text body
+/// compressed as /metrics compresses it (once per shared body).
+#[divan::bench]
+fn gzip_16_upstreams(b: Bencher) {
+    let body = telemetry::encode(&REGISTRY_16, false).expect("encode");
+    b.bench(|| telemetry::scrape::gzip_fast(black_box(body.as_bytes())).expect("gzip"));
+}

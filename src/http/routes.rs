@@ -1,8 +1,10 @@
 //! The router and its handlers.
 //!
 //! **Handlers only read `AppState`.** They copy a snapshot out of it and
-//! answer; none awaits anything but the response write, none contacts an
-//! upstream, so an upstream's behaviour can never slow an inbound request.
+//! answer; none awaits anything but the response write (and `/metrics` an
+//! encoding of the registry already running, `telemetry::scrape`), none
+//! contacts an upstream, so an upstream's behaviour can never slow an
+//! inbound request.
 //! Every request is counted in `leanpoint_http_requests_total` by route
 //! template (a fixed set; everything else is `unmatched`).
 
@@ -247,27 +249,102 @@ async fn api_upstreams(State(state): State<AppRef>) -> Json<Upstreams> {
 }
 
 /// `GET /metrics`: OpenMetrics when the scraper asks for it, else the
-/// classic text format.
+/// classic text format; a body shared with the scrapes that arrived with
+/// this one (`telemetry::scrape`), never one encoded before it arrived.
+///
+/// A gzip body is compressed once per shared body here, and sent with its
+/// own `Content-Encoding`, which the compression layer passes through
+/// untouched (it never recompresses an encoded response); so it adds the
+/// `Vary` it would have added. A scraper that does not ask for gzip gets
+/// exactly what it got before: the plain body, left to the layer.
 async fn metrics_text(State(state): State<AppRef>, headers: HeaderMap) -> Response {
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    match telemetry::encode(&state.registry, openmetrics) {
-        Ok(body) => {
-            let ct = if openmetrics {
-                telemetry::OPENMETRICS_CONTENT_TYPE
-            } else {
-                telemetry::TEXT_CONTENT_TYPE
-            };
-            ([(header::CONTENT_TYPE, ct)], body).into_response()
-        }
+    let format = if openmetrics {
+        telemetry::Format::OpenMetrics
+    } else {
+        telemetry::Format::Text
+    };
+    match state.scrapes.body(format, accepts_gzip(&headers)).await {
+        Ok(body) if body.gzip => (
+            [
+                (header::CONTENT_TYPE, format.content_type()),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "accept-encoding"),
+            ],
+            body.bytes,
+        )
+            .into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body.bytes).into_response(),
         Err(_) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "metrics encoding failed\n".to_string(),
         ),
     }
+}
+
+/// Whether tower-http's `CompressionLayer` (gzip its only coding here)
+/// would answer these request headers with gzip: its negotiation, rule for
+/// rule, so /metrics compresses for exactly the clients it did. Every
+/// `Accept-Encoding` entry counts; unknown codings (`*` too) are ignored, as
+/// is an entry whose parameter is not a valid `q`; q=0 refuses; the highest
+/// q wins and gzip wins a tie with identity.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let (mut gzip, mut identity) = (0u16, 0u16);
+    let entries = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','));
+    for entry in entries {
+        let mut parts = entry.splitn(2, ';');
+        let coding = parts.next().unwrap_or_default().trim();
+        let best = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            &mut gzip
+        } else if coding.eq_ignore_ascii_case("identity") {
+            &mut identity
+        } else {
+            continue;
+        };
+        let q = match parts.next() {
+            None => Some(1000),
+            Some(param) => qvalue(param.trim()),
+        };
+        if let Some(q) = q {
+            *best = (*best).max(q);
+        }
+    }
+    gzip > 0 && gzip >= identity
+}
+
+/// `q=0`, `q=1`, `q=0.xyz` (at most three decimals, at most 1) in
+/// thousandths, else None: tower-http's `QValue::parse`.
+fn qvalue(s: &str) -> Option<u16> {
+    let rest = s.strip_prefix(['q', 'Q'])?.strip_prefix('=')?;
+    let mut c = rest.chars();
+    let mut value: u16 = match c.next()? {
+        '0' => 0,
+        '1' => 1000,
+        _ => return None,
+    };
+    match c.next() {
+        None => return Some(value),
+        Some('.') => {}
+        Some(_) => return None,
+    }
+    let mut factor = 100;
+    for ch in c {
+        let digit = ch.to_digit(10)?;
+        if factor < 1 {
+            return None;
+        }
+        value += factor * digit as u16;
+        factor /= 10;
+    }
+    (value <= 1000).then_some(value)
 }
 
 /// 200 with `ok_body`, or 503 with one reason per line.

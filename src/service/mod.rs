@@ -23,7 +23,7 @@ use crate::agreement::Finalized;
 use crate::config::Config;
 use crate::served::pair::ServedState;
 use crate::service::history::History;
-use crate::telemetry::{Metrics, Standing, StandingCountLabels};
+use crate::telemetry::{Metrics, Scrapes, Standing, StandingCountLabels};
 
 mod apply;
 pub mod decider;
@@ -49,9 +49,11 @@ pub fn unix_ms() -> u64 {
 pub struct AppState {
     pub config: Config,
     pub metrics: Metrics,
-    /// Encoded at scrape time; registration happened in `service::build`.
-    /// Shared with the state a reload builds (same families, same series).
-    pub(crate) registry: Arc<Registry>,
+    /// The registry, encoded at scrape time (registration happened in
+    /// `service::build`), with the encodings concurrent scrapes share.
+    /// Shared with the state a reload builds (same families, same series,
+    /// same in-flight encodings).
+    pub(crate) scrapes: Arc<Scrapes>,
     pub(crate) client: reqwest::Client,
     pub upstreams: Vec<UpstreamEntry>,
     pub(crate) consensus: RwLock<ConsensusView>,
@@ -84,7 +86,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl AppState {
     pub(crate) fn new(
         config: Config,
-        registry: Arc<Registry>,
+        scrapes: Arc<Scrapes>,
         metrics: Metrics,
         client: reqwest::Client,
     ) -> AppState {
@@ -110,7 +112,7 @@ impl AppState {
         AppState {
             config,
             metrics,
-            registry,
+            scrapes,
             client,
             upstreams,
             consensus: RwLock::new(ConsensusView {
@@ -202,7 +204,8 @@ impl AppState {
     }
 }
 
-/// Builds the shared state: registry, metric families, the HTTP client.
+/// Builds the shared state: registry, metric families and the scrapes'
+/// shared encodings, the HTTP client.
 /// The one place an `AppState` is made.
 pub fn build(config: Config) -> anyhow::Result<Arc<AppState>> {
     let mut registry = Registry::default();
@@ -210,10 +213,6 @@ pub fn build(config: Config) -> anyhow::Result<Arc<AppState>> {
     let metrics = Metrics::new(&mut registry, &names, config.fd_threshold);
     crate::telemetry::process::register(&mut registry);
     let client = crate::upstream::build_client(&config).context("building the HTTP client")?;
-    Ok(Arc::new(AppState::new(
-        config,
-        Arc::new(registry),
-        metrics,
-        client,
-    )))
+    let scrapes = Arc::new(Scrapes::new(Arc::new(registry), &metrics));
+    Ok(Arc::new(AppState::new(config, scrapes, metrics, client)))
 }

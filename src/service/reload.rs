@@ -149,15 +149,42 @@ pub fn validate(running: &Config) -> anyhow::Result<Config> {
     })
 }
 
-/// A new state for `config` that shares `old`'s registry and metric
-/// families and takes over what it knew.
+/// A new state for `config` that shares `old`'s registry, metric families
+/// and scrape encodings, and takes over what it knew.
 fn rebuild(old: &AppState, config: Config) -> anyhow::Result<Arc<AppState>> {
     let names: Vec<String> = config.upstreams.iter().map(|u| u.name.clone()).collect();
     let client = crate::upstream::build_client(&config).context("building the HTTP client")?;
     let metrics = old.metrics.for_upstreams(&names);
-    let mut next = AppState::new(config, old.registry.clone(), metrics, client);
+    let mut next = AppState::new(config, old.scrapes.clone(), metrics, client);
     // Still the same process: its uptime goes on.
     next.started_ms = old.started_ms;
     next.adopt(old);
     Ok(Arc::new(next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Format;
+
+    /// The scrapes' shared encodings live beside the registry, so a reload
+    /// keeps both: the new state scrapes the same registry through the same
+    /// slots, and the encodings counter goes on counting.
+    #[tokio::test]
+    async fn a_reload_keeps_the_registry_and_its_shared_encodings() {
+        let old = super::super::testing::closed(2);
+        let _ = old.scrapes.body(Format::Text, false).await.expect("scrape");
+        let next = rebuild(&old, old.config.clone()).expect("rebuild");
+        assert!(Arc::ptr_eq(&old.scrapes, &next.scrapes));
+        let b = next
+            .scrapes
+            .body(Format::Text, false)
+            .await
+            .expect("scrape");
+        let text = String::from_utf8(b.bytes.to_vec()).expect("UTF-8");
+        assert!(
+            text.contains("leanpoint_metrics_encodings_total 2\n"),
+            "{text}"
+        );
+    }
 }

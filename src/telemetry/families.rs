@@ -70,6 +70,10 @@ pub struct Metrics {
     pub http_connections: Counter,
     pub http_connections_over_cap: Counter,
     pub fd_threshold_ratio: Gauge<f64, AtomicU64>,
+    /// `/metrics` bodies encoded and gzipped (`scrape::Scrapes`): fewer
+    /// than scrapes when concurrent scrapes share one.
+    pub metrics_encodings: Counter,
+    pub metrics_compressions: Counter,
     /// The Zig leanpoint's families with successors, deprecated.
     pub zig: ZigFamilies,
 }
@@ -111,6 +115,8 @@ impl Metrics {
             http_connections => "http_connections", "Inbound connections accepted";
             http_connections_over_cap => "http_connections_over_cap", "Times the accept loop paused because --max-connections were open";
             fd_threshold_ratio => "fd_threshold_ratio", "Fraction of RLIMIT_NOFILE above which /healthz and /livez fail (--fd-threshold)";
+            metrics_encodings => "metrics_encodings", "/metrics bodies encoded; scrapes arriving during an encoding share the next one, so /metrics requests (leanpoint_http_requests_total) over this is the sharing ratio";
+            metrics_compressions => "metrics_compressions", "/metrics bodies gzipped, each shared by the gzip scrapes of that body";
         }
         let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         r.register("build", "leanpoint build information", build);
@@ -147,6 +153,8 @@ impl Metrics {
             http_connections,
             http_connections_over_cap,
             fd_threshold_ratio,
+            metrics_encodings,
+            metrics_compressions,
             zig,
         };
         for s in Standing::ALL {

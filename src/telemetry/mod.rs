@@ -1,6 +1,7 @@
 //! What leanpoint tells about itself: metric label sets (`labels`), the
 //! families and their handles (`families`, `per_upstream`, `pair`, `zig`,
-//! registered through `register`), the exposition (`exposition`), the
+//! registered through `register`), the exposition (`exposition`) and its
+//! encodings shared among concurrent scrapes (`scrape`), the
 //! process and TCP socket collectors, and logging.
 //!
 //! Metric names, HELP texts, label names and types are fixed: dashboards,
@@ -14,6 +15,7 @@ pub mod pair;
 mod per_upstream;
 pub mod process;
 mod register;
+pub mod scrape;
 pub mod sockdiag;
 pub mod tcp_sockets;
 mod zig;
@@ -29,6 +31,7 @@ pub use labels::{
 pub use pair::PairMetrics;
 pub use per_upstream::UpstreamMetrics;
 pub use register::HistogramFamily;
+pub use scrape::{Format, Scrapes};
 pub use zig::ZigFamilies;
 
 /// How an upstream stands to the agreed checkpoint (the pure rule lives in

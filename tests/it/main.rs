@@ -37,6 +37,7 @@ mod http {
     mod pages;
     mod range;
     mod routes;
+    mod scrape;
     mod server;
     mod status_page;
 }

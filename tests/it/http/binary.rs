@@ -16,21 +16,9 @@ use crate::support::sys::{fd_count, raise_own_fd_limit};
 use crate::support::*;
 
 fn start(extra: &[&str]) -> Leanpoint {
-    // Five upstreams on closed ports: every poll is refused at once.
-    let dir = TempDir::new();
-    let dead: Vec<(String, String)> = (1..=5)
-        .map(|i| {
-            (
-                format!("dead_{i}"),
-                format!("http://127.0.0.1:{}", dead_port()),
-            )
-        })
-        .collect();
-    let file = dir.upstreams(&dead);
-    // Fast polls against dead upstreams: pollers tick, nothing agrees.
+    // Five upstreams on closed ports: pollers tick, nothing agrees.
     Leanpoint::builder()
-        .upstreams_file(&file)
-        .timing(Timing::REFUSED)
+        .refused_upstreams(5)
         .args(extra)
         .spawn()
 }

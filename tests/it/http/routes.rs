@@ -160,6 +160,77 @@ async fn metrics_negotiates_format_and_counts_requests() {
     assert!(om.text().ends_with("# EOF\n"));
 }
 
+/// /metrics gzips its shared body itself; the compression layer must pass
+/// that through (not compress it again, not drop the coding) and /metrics
+/// must pick gzip for exactly the Accept-Encoding values the layer picks it
+/// for on any other route (here /api/upstreams, compressed by the layer).
+#[tokio::test]
+async fn metrics_gzip_is_negotiated_as_the_layer_does_and_sent_once_compressed() {
+    let state = agreed_with_fixture(FLAGS);
+    let plain = get_path(&state, "/metrics").await;
+    assert_eq!(plain.header(header::CONTENT_ENCODING), None);
+    assert_eq!(plain.header(header::VARY), Some("accept-encoding"));
+    for accept in [
+        "gzip",
+        "GZIP",
+        "x-gzip",
+        "gzip;q=0",
+        "gzip; q=0.001",
+        "gzip;q=0.",
+        "gzip;q=1.0001",
+        "gzip;q=2",
+        "gzip;level=1",
+        "identity",
+        "identity;q=0, gzip;q=0",
+        "gzip;q=0.5, identity",
+        "identity;q=0.5, gzip;q=0.5",
+        "identity;q=0.5, gzip;q=0.4",
+        "br, deflate",
+        "*",
+        "gzip;q=0, *",
+        "deflate, gzip;q=0.1",
+        "",
+    ] {
+        let layer = get_with(&state, "/api/upstreams", &[("accept-encoding", accept)]).await;
+        let ours = get_with(&state, "/metrics", &[("accept-encoding", accept)]).await;
+        assert_eq!(
+            ours.header(header::CONTENT_ENCODING),
+            layer.header(header::CONTENT_ENCODING),
+            "Accept-Encoding: {accept:?}"
+        );
+        assert_eq!(
+            ours.header(header::VARY),
+            Some("accept-encoding"),
+            "{accept:?}"
+        );
+        if ours.header(header::CONTENT_ENCODING).is_none() {
+            assert!(ours.text().starts_with("# HELP "), "{accept:?}");
+            continue;
+        }
+        // One gzip layer: decoded once, it is the text exposition.
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&ours.body[..]), &mut text)
+            .expect("gzip once");
+        assert!(text.starts_with("# HELP "), "{accept:?}: {text:.80}");
+        assert!(text.contains("# TYPE leanpoint_metrics_encodings_total counter"));
+        assert_eq!(
+            ours.header(header::CONTENT_LENGTH),
+            Some(ours.body.len().to_string().as_str())
+        );
+    }
+    // Two headers count together, as in the layer.
+    let both = call(
+        &state,
+        req(
+            "GET",
+            "/metrics",
+            &[("accept-encoding", "identity"), ("accept-encoding", "gzip")],
+        ),
+    )
+    .await;
+    assert_eq!(both.header(header::CONTENT_ENCODING), Some("gzip"));
+}
+
 #[tokio::test]
 async fn probes_follow_agreement() {
     let state = build(FLAGS);

@@ -29,6 +29,17 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// `n` upstreams `dead_1`.. on closed ports of 127.0.0.1, polled fast
+    /// ([`Timing::REFUSED`]): every poll is refused at once, so counters move
+    /// and nothing ever agrees. For tests of the listener, not consensus.
+    pub fn refused_upstreams(mut self, n: usize) -> Builder {
+        for i in 1..=n {
+            let url = format!("http://127.0.0.1:{}", super::sys::dead_port());
+            self = self.upstream(&format!("dead_{i}"), &url);
+        }
+        self.timing(Timing::REFUSED)
+    }
+
     /// Adds an upstream to the generated upstreams file.
     pub fn upstream(mut self, name: &str, url: &str) -> Builder {
         self.upstreams.push((name.to_string(), url.to_string()));

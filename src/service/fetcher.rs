@@ -31,6 +31,10 @@ use crate::upstream::{is_not_found, Requester};
 mod pending;
 use pending::{keep_newer, Pending};
 
+/// The refusal kind of a download that did not complete (a timeout, a
+/// reset, a cap): the one that sends a source to the back of the order.
+const FETCH_FAILED: &str = "fetch_failed";
+
 /// Pause after the first round over all sources that gave no usable pair;
 /// doubled after each further round, up to the poll interval.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -117,7 +121,7 @@ fn sources(state: &AppState, target: Finalized) -> Vec<usize> {
             let failed = v
                 .pair_error
                 .as_ref()
-                .is_some_and(|(k, _)| *k == "fetch_failed");
+                .is_some_and(|(k, _)| *k == FETCH_FAILED);
             reports.then_some((i, failed))
         })
         .collect();
@@ -178,7 +182,7 @@ async fn try_one(
     let (bytes, header) = match requester.fetch_state(cap, deadline).await {
         Ok(ok) => ok,
         Err(e) => {
-            refuse(state, i, "fetch_failed", e.to_string());
+            refuse(state, i, FETCH_FAILED, e.to_string());
             return Tried::Failed;
         }
     };
@@ -210,14 +214,14 @@ async fn block_from(
                 state.metrics.state_fetches.inc();
                 match requester.fetch_state(cap, deadline).await {
                     Ok((bytes, _)) => spare.state = Some((bytes, i)),
-                    Err(e) => refuse(state, i, "fetch_failed", e.to_string()),
+                    Err(e) => refuse(state, i, FETCH_FAILED, e.to_string()),
                 }
             }
             refuse(state, i, "block_unavailable", "serves no /lean/v0/blocks/finalized (404); its State is served only with a block from another source".into());
             None
         }
         Err(e) => {
-            refuse(state, i, "fetch_failed", e.to_string());
+            refuse(state, i, FETCH_FAILED, e.to_string());
             None
         }
     }

@@ -213,7 +213,7 @@ fn votes(n: usize, fallback_every: usize, lagging_every: usize) -> Vec<Option<Vo
 
 /// A registry for `n` upstreams with every series carrying a value, as after
 /// a few minutes of polling.
-fn busy_registry(n: usize) -> Registry {
+fn busy_registry(n: usize) -> (Registry, Metrics) {
     let mut reg = Registry::default();
     let names: Vec<String> = (0..n).map(|i| format!("lean-node-{i:04}")).collect();
     let m = Metrics::new(&mut reg, &names, 0.8);
@@ -232,7 +232,7 @@ fn busy_registry(n: usize) -> Registry {
         }
     }
     m.observe_http("/metrics", 200, 0.002);
-    reg
+    (reg, m)
 }
 
 /// An `AppState` for `n` upstreams, each with one fresh successful poll of
@@ -402,23 +402,26 @@ fn tcp_states_sock_diag() -> bool {
 
 // --- /metrics encoding
 
-static REGISTRY_16: LazyLock<Registry> = LazyLock::new(|| busy_registry(16));
-static REGISTRY_1000: LazyLock<Registry> = LazyLock::new(|| busy_registry(1000));
+static REGISTRY_16: LazyLock<(Registry, Metrics)> = LazyLock::new(|| busy_registry(16));
+static REGISTRY_1000: LazyLock<(Registry, Metrics)> = LazyLock::new(|| busy_registry(1000));
 
 #[divan::bench(args = [false, true])]
 fn encode_16_upstreams(openmetrics: bool) -> String {
-    telemetry::encode(black_box(&REGISTRY_16), openmetrics).expect("encode")
+    let (reg, m) = &*REGISTRY_16;
+    telemetry::encode(black_box(reg), m.series(), openmetrics).expect("encode")
 }
 
 #[divan::bench(args = [false, true], sample_count = 20)]
 fn encode_1000_upstreams(openmetrics: bool) -> String {
-    telemetry::encode(black_box(&REGISTRY_1000), openmetrics).expect("encode")
+    let (reg, m) = &*REGISTRY_1000;
+    telemetry::encode(black_box(reg), m.series(), openmetrics).expect("encode")
 }
 
 /// What a gzip scrape adds to an encoding: the 16-upstream text body
 /// compressed as /metrics compresses it (once per shared body).
 #[divan::bench]
 fn gzip_16_upstreams(b: Bencher) {
-    let body = telemetry::encode(&REGISTRY_16, false).expect("encode");
+    let (reg, m) = &*REGISTRY_16;
+    let body = telemetry::encode(reg, m.series(), false).expect("encode");
     b.bench(|| telemetry::scrape::gzip_fast(black_box(body.as_bytes())).expect("gzip"));
 }

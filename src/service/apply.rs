@@ -216,7 +216,7 @@ impl AppState {
             v.agrees = standing.supports();
             v.wanted = std::mem::take(&mut wanted[i]);
             self.metrics.upstreams[i].agrees.set(i64::from(v.agrees));
-            self.metrics.pair.set_standing(i, standing);
+            self.metrics.upstreams[i].set_standing(standing);
         }
         for (k, state) in Standing::ALL.iter().enumerate() {
             self.metrics

@@ -1,6 +1,6 @@
 //! Every metric family leanpoint exports, defined once (the tables in
-//! `Metrics::new` and `UpstreamFamilies::register`) and registered into a
-//! registry that the caller owns (no global registry).
+//! `Metrics::new` and, for the per-upstream families, `upstream_text`) and
+//! registered into a registry that the caller owns (no global registry).
 //!
 //! Recording sites get cheap clones of the handles: `Metrics` for
 //! process-wide families and one `UpstreamMetrics` per upstream, created at
@@ -24,17 +24,17 @@ use prometheus_client::registry::Registry;
 
 use super::labels::{HttpLabels, RouteLabels, StandingCountLabels};
 use super::pair::PairMetrics;
-use super::per_upstream::{UpstreamFamilies, UpstreamMetrics};
+use super::per_upstream::{UpstreamMetrics, UpstreamSeries};
 use super::register::{freshness_histogram, http_histograms, register, HistogramFamily, UnixTime};
 use super::zig::ZigFamilies;
 use crate::agreement::Standing;
-use crate::upstream::Source;
 
 /// Every family, registered once. Clone-cheap: all handles share their values.
 #[derive(Clone, Debug)]
 pub struct Metrics {
     pub upstreams: Vec<UpstreamMetrics>,
-    families: Arc<UpstreamFamilies>,
+    /// Every upstream's series, for the exposition and for a reload.
+    series: Arc<UpstreamSeries>,
     upstreams_configured: Gauge,
     // Consensus and serving.
     pub finalized_slot: Gauge,
@@ -83,7 +83,7 @@ impl Metrics {
     /// series for `upstream_names` (in configuration order).
     pub fn new(registry: &mut Registry, upstream_names: &[String], fd_threshold: f64) -> Metrics {
         let r = registry.sub_registry_with_prefix("leanpoint");
-        let families = Arc::new(UpstreamFamilies::register(r));
+        let series = Arc::new(UpstreamSeries::default());
         // The first two keep the Zig leanpoint's names.
         register! { r;
             finalized_slot => "finalized_slot", "Agreed finalized slot (0 until agreement); never decreases";
@@ -105,9 +105,9 @@ impl Metrics {
             state_fetches => "state_fetches", "Downloads of the finalized State for the cache (one per new agreed checkpoint, more on failure)";
             state_fetch_failures => "state_fetch_failures", "State downloads that failed or did not match the agreed checkpoint";
             early_polls => "early_polls", "Polls started before their tick because a pair download found the upstream's finalized checkpoint past the agreed one (so the agreement catches up without waiting a poll interval)";
-            in_flight_total = families.in_flight_total.clone() => "upstream_requests_in_flight", "Requests to all upstreams in flight now; never more than the number of upstreams plus one state download";
+            in_flight_total = series.in_flight_total.clone() => "upstream_requests_in_flight", "Requests to all upstreams in flight now; never more than the number of upstreams plus one state download";
         }
-        let pair = PairMetrics::register(r, upstream_names);
+        let pair = PairMetrics::register(r);
         register! { r;
             http_requests => "http_requests", "Inbound HTTP requests by route template and status code";
             http_duration = http_histograms() => "http_request_duration" [Seconds], "Inbound HTTP request duration by route template, until the response head is sent";
@@ -121,14 +121,9 @@ impl Metrics {
         let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         r.register("build", "leanpoint build information", build);
 
-        let upstreams: Vec<UpstreamMetrics> =
-            upstream_names.iter().map(|n| families.handles(n)).collect();
-        for u in &upstreams {
-            u.set_source(Source::Unknown);
-        }
         let m = Metrics {
-            upstreams,
-            families,
+            upstreams: series.set(upstream_names),
+            series,
             upstreams_configured,
             finalized_slot,
             justified_slot,
@@ -174,25 +169,19 @@ impl Metrics {
         let removed: Vec<&str> = self
             .upstreams
             .iter()
-            .map(|old| old.name.as_str())
+            .map(|old| old.name())
             .filter(|old| !upstream_names.iter().any(|n| n == old))
             .collect();
-        for old in &removed {
-            self.families.remove(old);
-        }
+        self.pair.remove_upstreams(&removed);
         let mut next = self.clone();
-        next.pair = self.pair.for_upstreams(upstream_names, &removed);
-        next.upstreams = upstream_names
-            .iter()
-            .map(|n| self.families.handles(n))
-            .collect();
-        for u in &next.upstreams {
-            if !self.upstreams.iter().any(|o| o.name == u.name) {
-                u.set_source(Source::Unknown);
-            }
-        }
+        next.upstreams = self.series.set(upstream_names);
         next.upstreams_configured.set(upstream_names.len() as i64);
         next
+    }
+
+    /// Every upstream's series, written by the exposition after the registry.
+    pub fn series(&self) -> &Arc<UpstreamSeries> {
+        &self.series
     }
 
     /// Records one inbound request.
@@ -216,7 +205,7 @@ mod tests {
         let mut reg = Registry::default();
         let m = Metrics::new(&mut reg, &["a".into(), "b".into()], 0.8);
         assert_eq!(m.upstreams.len(), 2);
-        let text = encode(&reg, false).expect("encode");
+        let text = encode(&reg, m.series(), false).expect("encode");
         for needle in [
             "leanpoint_upstream_up{upstream=\"b\"} 0",
             "leanpoint_upstream_timeouts_total{upstream=\"a\",phase=\"connect\"} 0",

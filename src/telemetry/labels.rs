@@ -7,6 +7,12 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEn
 use crate::agreement::Standing;
 use crate::upstream::{Endpoint, ErrorKind, Source};
 
+/// A label value from a fixed set, as the exposition writes it: no escaping
+/// needed (snake_case).
+pub trait LabelText {
+    fn label_text(&self) -> &'static str;
+}
+
 /// Label enums encode as their `as_str` (snake_case), the same text the
 /// JSON endpoints use, so a dashboard and /api/upstreams name a failure alike.
 macro_rules! label_value {
@@ -14,6 +20,11 @@ macro_rules! label_value {
         impl EncodeLabelValue for $t {
             fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
                 std::fmt::Write::write_str(encoder, self.as_str())
+            }
+        }
+        impl LabelText for $t {
+            fn label_text(&self) -> &'static str {
+                self.as_str()
             }
         }
     )*};
@@ -47,63 +58,33 @@ impl Phase {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct UpstreamLabels {
-    pub upstream: String,
+/// An upstream's configured name as a label value. Names are printable (the
+/// config refuses control characters) but may hold `"` or `\`, which
+/// prometheus-client writes as they are: escaped here, as both text formats
+/// require, so one odd name cannot break the whole exposition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct UpstreamName(pub String);
+
+impl EncodeLabelValue for UpstreamName {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        write_escaped(encoder, &self.0)
+    }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EndpointLabels {
-    pub upstream: String,
-    pub endpoint: Endpoint,
+/// Writes `value` escaped as a label value: `\`, `\"` and `\n`.
+pub fn write_escaped<W: std::fmt::Write + ?Sized>(w: &mut W, value: &str) -> std::fmt::Result {
+    let mut rest = value;
+    while let Some(i) = rest.find(['\\', '"', '\n']) {
+        w.write_str(&rest[..i])?;
+        w.write_str(match rest.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        })?;
+        rest = &rest[i + 1..];
+    }
+    w.write_str(rest)
 }
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PhaseLabels {
-    pub upstream: String,
-    pub phase: Phase,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabels {
-    pub upstream: String,
-    pub kind: ErrorKind,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SourceLabels {
-    pub upstream: String,
-    pub source: Source,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StandingLabels {
-    pub upstream: String,
-    pub standing: Standing,
-}
-
-/// The per-upstream label sets with one more label from a fixed set: built
-/// from the upstream's name and that label's value.
-pub trait Keyed<K> {
-    fn of(upstream: &str, key: K) -> Self;
-}
-
-macro_rules! keyed {
-    ($($labels:ident { $field:ident: $k:ty }),*) => {$(
-        impl Keyed<$k> for $labels {
-            fn of(upstream: &str, $field: $k) -> Self {
-                $labels { upstream: upstream.to_string(), $field }
-            }
-        }
-    )*};
-}
-keyed!(
-    EndpointLabels { endpoint: Endpoint },
-    PhaseLabels { phase: Phase },
-    KindLabels { kind: ErrorKind },
-    SourceLabels { source: Source },
-    StandingLabels { standing: Standing }
-);
 
 /// Upstreams counted by standing: `leanpoint_consensus_upstreams`, whose
 /// label is named `state` as in the Zig leanpoint (its value is a standing).
@@ -114,7 +95,7 @@ pub struct StandingCountLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    pub upstream: String,
+    pub upstream: UpstreamName,
     /// A fixed set: verify_pair's kinds, `block_unavailable`, `fetch_failed`,
     /// `moved_on`, `impossible_slot`, `not_descendant`.
     pub reason: &'static str,
@@ -137,4 +118,31 @@ pub struct HttpLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::registry::Registry;
+
+    use super::{ReasonLabels, UpstreamName};
+
+    #[test]
+    fn an_upstream_name_is_escaped_in_a_label() {
+        let mut reg = Registry::default();
+        let f = Family::<ReasonLabels, Counter>::default();
+        reg.register("f", "F", f.clone());
+        f.get_or_create(&ReasonLabels {
+            upstream: UpstreamName("a\"b\\c\nd".into()),
+            reason: "moved_on",
+        })
+        .inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &reg).expect("encode");
+        assert!(
+            text.contains("f_total{upstream=\"a\\\"b\\\\c\\nd\",reason=\"moved_on\"} 1\n"),
+            "{text}"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! What leanpoint tells about itself: metric label sets (`labels`), the
 //! families and their handles (`families`, `per_upstream`, `pair`, `zig`,
-//! registered through `register`), the exposition (`exposition`) and its
+//! registered through `register`; the per-upstream ones written by
+//! `upstream_text`), the exposition (`exposition`) and its
 //! encodings shared among concurrent scrapes (`scrape`), the
 //! process and TCP socket collectors, and logging.
 //!
@@ -10,6 +11,7 @@
 mod exposition;
 mod families;
 pub mod labels;
+mod latency;
 pub mod logging;
 pub mod pair;
 mod per_upstream;
@@ -18,18 +20,16 @@ mod register;
 pub mod scrape;
 pub mod sockdiag;
 pub mod tcp_sockets;
+mod upstream_text;
 mod zig;
 
 pub use exposition::{
     encode, openmetrics_to_text, ClassicText, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
 };
 pub use families::Metrics;
-pub use labels::{
-    EndpointLabels, HttpLabels, KindLabels, Phase, PhaseLabels, RouteLabels, SourceLabels,
-    StandingCountLabels, UpstreamLabels,
-};
+pub use labels::{HttpLabels, Phase, RouteLabels, StandingCountLabels};
 pub use pair::PairMetrics;
-pub use per_upstream::UpstreamMetrics;
+pub use per_upstream::{UpstreamMetrics, UpstreamSeries};
 pub use register::HistogramFamily;
 pub use scrape::{Format, Scrapes};
 pub use zig::ZigFamilies;

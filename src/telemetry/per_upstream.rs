@@ -1,52 +1,36 @@
-//! The per-upstream families and the handles of one upstream, created at
-//! start-up (every series exists at 0 from the first scrape) and on a
-//! reload (kept upstreams keep their values, removed ones lose their series).
-//! `UpstreamMetrics` is what the bounded request reports to.
+//! The per-upstream series: the handles of one upstream (`UpstreamMetrics`,
+//! what the bounded request and the decider record into) and the set of
+//! every configured upstream's handles (`UpstreamSeries`), which the
+//! exposition writes (with `upstream_text`) and a reload replaces.
+//!
+//! Why not prometheus-client `Family`s: at 1000 upstreams these are 53,000
+//! of a scrape's 54,000 samples, and that crate's encoder, a dozen small
+//! writes per sample through `dyn Write`, spent about 350 ns on each (a
+//! 1000-upstream scrape was 17-25 ms of CPU; issue 13's target is a 15 ms
+//! p99). Written from a per-upstream table with the label text rendered
+//! once, a sample is a few appends. The values are still prometheus-client
+//! `Gauge`s and `Counter`s (the latency histogram is `latency::Latency`),
+//! and the text is byte for byte what its encoder writes (a test compares
+//! the two), so nothing that reads /metrics can tell.
+//!
+//! Every series exists at 0 from the start (alert rules never see a
+//! missing series), except the latency of fallback endpoints, written once
+//! an upstream first uses them: on an upstream that serves fork_choice they
+//! would stay empty, and they were 30 of the 74 samples of an upstream.
 
-use std::hash::Hash;
+use std::sync::{Arc, RwLock};
 
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
 
-use super::labels::{
-    EndpointLabels, Keyed, KindLabels, Phase, PhaseLabels, SourceLabels, UpstreamLabels,
-};
-use super::register::{latency_histograms, register, HistogramFamily, UnixTime};
+use super::labels::{write_escaped, Phase};
+use super::latency::Latency;
+use super::register::UnixTime;
+use crate::agreement::Standing;
 use crate::upstream::{Endpoint, ErrorKind, Report, Source};
 
-type PerUpstream<M = Gauge> = Family<UpstreamLabels, M>;
-
-/// One handle per key of `keys`, labelled for upstream `name`.
-fn each<K: Copy, L, M: Clone, C: MetricConstructor<M>>(
-    family: &Family<L, M, C>,
-    name: &str,
-    keys: &[K],
-) -> Vec<(K, M)>
-where
-    L: Keyed<K> + Clone + Hash + Eq,
-{
-    keys.iter()
-        .map(|&k| (k, family.get_or_create_owned(&L::of(name, k))))
-        .collect()
-}
-
-/// Removes the series `each` created.
-fn remove_each<K: Copy, L, M: Clone, C: MetricConstructor<M>>(
-    family: &Family<L, M, C>,
-    name: &str,
-    keys: &[K],
-) where
-    L: Keyed<K> + Clone + Hash + Eq,
-{
-    for &k in keys {
-        family.remove(&L::of(name, k));
-    }
-}
-
-/// Handles for one upstream. Cloned out of the families once, at start-up.
+/// Handles for one upstream. Clones share the values: the poller records
+/// into one, the exposition reads another.
 #[derive(Clone, Debug)]
 pub struct UpstreamMetrics {
     pub head_slot: Gauge,
@@ -61,28 +45,78 @@ pub struct UpstreamMetrics {
     in_flight_total: Gauge,
     pub polls: Counter,
     pub polls_skipped: Counter,
-    requests: Vec<(Endpoint, Counter)>,
-    /// fork_choice latency, created at start: every client polled today
-    /// serves it.
-    fork_choice_latency: Histogram,
-    /// The family, for the fallback endpoints' histograms. Those are created
-    /// when an upstream first uses them: on an upstream that serves
-    /// fork_choice they would stay empty, and at 1000 upstreams they were 30
-    /// of the 74 samples per upstream in a scrape (BENCHMARKS.md).
-    latency_family: HistogramFamily<EndpointLabels>,
-    pub(super) name: String,
-    timeouts: Vec<(Phase, Counter)>,
-    errors: Vec<(ErrorKind, Counter)>,
-    source: Vec<(Source, Gauge)>,
+    pub(super) requests: Vec<(Endpoint, Counter)>,
+    pub(super) latency: Vec<(Endpoint, Latency)>,
+    pub(super) timeouts: Vec<(Phase, Counter)>,
+    pub(super) errors: Vec<(ErrorKind, Counter)>,
+    pub(super) source: Vec<(Source, Gauge)>,
+    /// One-hot, in `Standing::ALL` order.
+    pub(super) standing: Vec<(Standing, Gauge)>,
+    pub(super) name: Arc<str>,
+    /// `upstream="<name>"`, escaped: rendered once, written in every sample.
+    pub(super) label: Arc<str>,
 }
 
 impl UpstreamMetrics {
+    /// New handles, every value 0 but the standing (`failing`: not polled
+    /// yet) and the source (`unknown`).
+    fn new(name: &str, in_flight_total: &Gauge) -> UpstreamMetrics {
+        fn each<K: Copy, M: Default>(keys: &[K]) -> Vec<(K, M)> {
+            keys.iter().map(|&k| (k, M::default())).collect()
+        }
+        let m = UpstreamMetrics {
+            head_slot: Gauge::default(),
+            justified_slot: Gauge::default(),
+            finalized_slot: Gauge::default(),
+            up: Gauge::default(),
+            agrees: Gauge::default(),
+            last_success: UnixTime::default(),
+            consecutive_errors: Gauge::default(),
+            in_flight: Gauge::default(),
+            in_flight_total: in_flight_total.clone(),
+            polls: Counter::default(),
+            polls_skipped: Counter::default(),
+            requests: each(&Endpoint::ALL),
+            latency: each(&Endpoint::ALL),
+            timeouts: each(&Phase::ALL),
+            errors: each(&ErrorKind::ALL),
+            source: each(&Source::ALL),
+            standing: each(&Standing::ALL),
+            name: name.into(),
+            label: upstream_label(name).into(),
+        };
+        m.set_source(Source::Unknown);
+        m.set_standing(Standing::Failing);
+        m
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Marks `source` as this upstream's current data source (one-hot).
     pub fn set_source(&self, source: Source) {
         for (s, g) in &self.source {
             g.set(i64::from(*s == source));
         }
     }
+
+    /// Marks `standing` as this upstream's standing (one-hot).
+    pub fn set_standing(&self, standing: Standing) {
+        for (s, g) in &self.standing {
+            g.set(i64::from(*s == standing));
+        }
+    }
+}
+
+/// `upstream="<name>"`, the name escaped (`labels::write_escaped`).
+fn upstream_label(name: &str) -> String {
+    let mut s = String::with_capacity(name.len() + 12);
+    s.push_str("upstream=\"");
+    // Writing into a String cannot fail.
+    let _ = write_escaped(&mut s, name);
+    s.push('"');
+    s
 }
 
 fn find<K: PartialEq, M>(handles: &[(K, M)], key: K) -> Option<&M> {
@@ -106,11 +140,8 @@ impl Report for UpstreamMetrics {
         if let Some(c) = find(&self.requests, endpoint) {
             c.inc();
         }
-        if endpoint == Endpoint::ForkChoice {
-            self.fork_choice_latency.observe(secs);
-        } else {
-            let labels = EndpointLabels::of(&self.name, endpoint);
-            self.latency_family.get_or_create(&labels).observe(secs);
+        if let Some(h) = find(&self.latency, endpoint) {
+            h.observe(secs);
         }
         let Some(kind) = failure else { return };
         if let Some(c) = find(&self.errors, kind) {
@@ -122,121 +153,44 @@ impl Report for UpstreamMetrics {
     }
 }
 
-/// The per-upstream families, kept so a reload can add and remove the series
-/// of one upstream (`Metrics::for_upstreams`).
-#[derive(Debug)]
-pub(super) struct UpstreamFamilies {
-    head: PerUpstream,
-    just: PerUpstream,
-    fin: PerUpstream,
-    up: PerUpstream,
-    agrees: PerUpstream,
-    last_ok: PerUpstream<UnixTime>,
-    consec: PerUpstream,
-    in_flight: PerUpstream,
-    polls: PerUpstream<Counter>,
-    skipped: PerUpstream<Counter>,
-    requests: Family<EndpointLabels, Counter>,
-    latency: HistogramFamily<EndpointLabels>,
-    timeouts: Family<PhaseLabels, Counter>,
-    errors: Family<KindLabels, Counter>,
-    source: Family<SourceLabels, Gauge>,
+/// Every configured upstream's handles, in configuration order (the order
+/// of the exposition). Shared by every `Metrics` a reload makes.
+#[derive(Debug, Default)]
+pub struct UpstreamSeries {
+    current: RwLock<Vec<UpstreamMetrics>>,
     /// Registered with the process-wide families, by `Metrics::new`.
     pub(super) in_flight_total: Gauge,
 }
 
-impl UpstreamFamilies {
-    pub(super) fn register(r: &mut Registry) -> UpstreamFamilies {
-        register! { r;
-            head => "upstream_head_slot", "Head slot reported by the upstream at its last successful poll (polled in the background; a scrape never contacts upstreams)";
-            just => "upstream_justified_slot", "Justified slot reported by the upstream at its last successful poll";
-            fin => "upstream_finalized_slot", "Finalized slot reported by the upstream at its last successful poll";
-            up => "upstream_up", "1 if the upstream's last poll succeeded, else 0";
-            agrees => "upstream_agrees_with_consensus", "1 if the upstream's fresh finalized checkpoint is the agreed one, else 0";
-            last_ok => "upstream_last_success_timestamp_seconds", "Unix time of the upstream's last successful poll (0 = never)";
-            consec => "upstream_consecutive_errors", "Polls in a row that failed for this upstream";
-            in_flight => "upstream_in_flight_requests", "Requests to this upstream in flight now: 0 or 1 by construction (one poll at a time, requests in sequence)";
-            polls => "upstream_polls", "Polls started for this upstream";
-            skipped => "upstream_polls_skipped", "Poll ticks skipped because the previous poll of this upstream was still running";
-            requests => "upstream_requests", "Requests sent to the upstream, by Lean API endpoint (failed ones included)";
-            latency = latency_histograms() => "upstream_request_duration" [Seconds], "Duration of requests to the upstream, by Lean API endpoint, until the body is read or the request fails";
-            timeouts => "upstream_timeouts", "Requests to the upstream cancelled at a deadline: connect (TCP handshake) or total (whole request, body included)";
-            errors => "upstream_errors", "Failed requests to the upstream, by kind (timeouts included)";
-            source => "upstream_source", "1 for the data source the upstream currently gives: fork_choice (full checkpoints) or fallback (checkpoints/justified + state slot); unknown before the first success";
-        }
-        UpstreamFamilies {
-            head,
-            just,
-            fin,
-            up,
-            agrees,
-            last_ok,
-            consec,
-            in_flight,
-            polls,
-            skipped,
-            requests,
-            latency,
-            timeouts,
-            errors,
-            source,
-            in_flight_total: Gauge::default(),
-        }
+impl UpstreamSeries {
+    /// Makes `names` the configured upstreams and returns their handles:
+    /// an upstream kept by name keeps its handles (its counters run on), a
+    /// new one starts at 0, and one no longer named leaves the exposition.
+    pub(super) fn set(&self, names: &[String]) -> Vec<UpstreamMetrics> {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let next: Vec<UpstreamMetrics> = names
+            .iter()
+            .map(|n| match current.iter().find(|u| &*u.name == n) {
+                Some(kept) => kept.clone(),
+                None => UpstreamMetrics::new(n, &self.in_flight_total),
+            })
+            .collect();
+        *current = next.clone();
+        next
     }
 
-    /// The series of upstream `name`: created at 0, or the existing ones
-    /// (a reload keeps an upstream's counters running).
-    pub(super) fn handles(&self, name: &str) -> UpstreamMetrics {
-        let u = UpstreamLabels {
-            upstream: name.to_string(),
-        };
-        UpstreamMetrics {
-            head_slot: self.head.get_or_create_owned(&u),
-            justified_slot: self.just.get_or_create_owned(&u),
-            finalized_slot: self.fin.get_or_create_owned(&u),
-            up: self.up.get_or_create_owned(&u),
-            agrees: self.agrees.get_or_create_owned(&u),
-            last_success: self.last_ok.get_or_create_owned(&u),
-            consecutive_errors: self.consec.get_or_create_owned(&u),
-            in_flight: self.in_flight.get_or_create_owned(&u),
-            in_flight_total: self.in_flight_total.clone(),
-            polls: self.polls.get_or_create_owned(&u),
-            polls_skipped: self.skipped.get_or_create_owned(&u),
-            requests: each(&self.requests, name, &Endpoint::ALL),
-            fork_choice_latency: self
-                .latency
-                .get_or_create_owned(&EndpointLabels::of(name, Endpoint::ForkChoice)),
-            latency_family: self.latency.clone(),
-            name: name.to_string(),
-            timeouts: each(&self.timeouts, name, &Phase::ALL),
-            errors: each(&self.errors, name, &ErrorKind::ALL),
-            source: each(&self.source, name, &Source::ALL),
-        }
+    /// Runs `f` on the current upstreams' handles (for the exposition,
+    /// `upstream_text`), a reload waiting meanwhile.
+    pub(super) fn with_current<R>(&self, f: impl FnOnce(&[UpstreamMetrics]) -> R) -> R {
+        f(&self.current.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Removes every series of upstream `name`.
-    pub(super) fn remove(&self, name: &str) {
-        let u = UpstreamLabels {
-            upstream: name.to_string(),
-        };
-        for f in [
-            &self.head,
-            &self.just,
-            &self.fin,
-            &self.up,
-            &self.agrees,
-            &self.consec,
-            &self.in_flight,
-        ] {
-            f.remove(&u);
-        }
-        self.last_ok.remove(&u);
-        self.polls.remove(&u);
-        self.skipped.remove(&u);
-        remove_each(&self.requests, name, &Endpoint::ALL);
-        remove_each(&self.latency, name, &Endpoint::ALL);
-        remove_each(&self.timeouts, name, &Phase::ALL);
-        remove_each(&self.errors, name, &ErrorKind::ALL);
-        remove_each(&self.source, name, &Source::ALL);
+    /// Upstreams in the exposition now.
+    pub fn len(&self) -> usize {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

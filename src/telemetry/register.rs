@@ -12,7 +12,7 @@ use prometheus_client::registry::{Metric, Registry, Unit};
 
 /// Latency buckets, seconds: 1 ms (a local node) to 30 s (the largest total
 /// deadline anyone should configure).
-const LATENCY_BUCKETS: [f64; 12] = [
+pub(super) const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
 ];
 
@@ -29,10 +29,6 @@ const FRESHNESS_BUCKETS: [f64; 12] = [
 pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 /// Unix time in seconds.
 pub(super) type UnixTime = Gauge<f64, AtomicU64>;
-
-pub(super) fn latency_histograms<L: Clone + Hash + Eq>() -> HistogramFamily<L> {
-    Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS))
-}
 
 pub(super) fn http_histograms<L: Clone + Hash + Eq>() -> HistogramFamily<L> {
     Family::new_with_constructor(|| Histogram::new(HTTP_BUCKETS))

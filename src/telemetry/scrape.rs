@@ -41,6 +41,7 @@ use tokio::sync::Mutex;
 
 use super::exposition::{self, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use super::families::Metrics;
+use super::per_upstream::UpstreamSeries;
 
 /// Bodies smaller than this are not gzipped (tower-http's `SizeAbove(256)`
 /// in `http::routes`, which then decides as it always did).
@@ -74,6 +75,8 @@ pub struct Body {
 /// read by the `/metrics` handlers of both listeners.
 pub struct Scrapes {
     registry: Arc<Registry>,
+    /// The per-upstream series, written after the registry's families.
+    series: Arc<UpstreamSeries>,
     openmetrics: Slot,
     text: Slot,
     encodings: Counter,
@@ -92,6 +95,7 @@ impl Scrapes {
     pub fn new(registry: Arc<Registry>, metrics: &Metrics) -> Scrapes {
         Scrapes {
             registry,
+            series: metrics.series().clone(),
             openmetrics: Slot::default(),
             text: Slot::default(),
             encodings: metrics.metrics_encodings.clone(),
@@ -118,7 +122,7 @@ impl Scrapes {
             || {
                 // Counted before encoding: the body reports itself.
                 self.encodings.inc();
-                exposition::encode(&self.registry, format == Format::OpenMetrics)
+                exposition::encode(&self.registry, &self.series, format == Format::OpenMetrics)
             },
             |plain| {
                 self.compressions.inc();

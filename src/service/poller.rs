@@ -30,15 +30,17 @@ type PollFuture =
 
 /// Polls upstream `i` until shutdown.
 pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown) {
-    let mut ticks =
-        tokio::time::interval_at(Instant::now() + stagger(&state, i), state.config.poll);
+    let period = state.config.poll;
+    let mut due = Instant::now() + stagger(&state, i);
+    let mut ticks = tokio::time::interval_at(due, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut in_flight: Option<PollFuture> = None;
     let mut polls: u64 = 0;
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
-            _ = ticks.tick() => {
+            at = ticks.tick() => {
+                due = at + period;
                 if in_flight.is_some() {
                     state.record_tick(i, true);
                     tracing::debug!(upstream = %state.upstreams[i].config.name, "poll still running; tick skipped");
@@ -72,13 +74,21 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
             }
             (result, latency) = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
                 in_flight = None;
-                // The next poll starts a full interval after this one ended,
-                // never in the same instant. A request cut off at its deadline
-                // is closed by hyper's connection task, a moment after the
-                // drop; a poll started at once (the deadline is often a
-                // multiple of the interval, so a tick is due right then) would
-                // briefly hold a second socket to a hung upstream.
-                ticks.reset();
+                // The next poll never starts in the instant this one ended. A
+                // request cut off at its deadline is closed by hyper's
+                // connection task, a moment after the drop; a poll started at
+                // once (the deadline is often a multiple of the interval, so
+                // a tick is due right then) would briefly hold a second
+                // socket to a hung upstream. So a poll that leaves less than
+                // half an interval before the next tick pushes it a full
+                // interval out. A quick poll keeps the schedule: resetting
+                // after every poll moved each upstream by its own latency,
+                // and within minutes the groups of `stagger` had dissolved
+                // into one wake-up per poll.
+                if due.saturating_duration_since(Instant::now()) < period / 2 {
+                    ticks.reset();
+                    due = Instant::now() + period;
+                }
                 log_outcome(&state, i, &result);
                 state.record_poll(i, &result, latency);
                 state.poll_finished.notify_one();

@@ -155,6 +155,8 @@ impl<W: Write> Families<'_, W> {
             return Ok(());
         };
         // `,endpoint="fork_choice"`, once per key rather than once per sample.
+        // Every upstream's handles have the same keys in the same order
+        // (`UpstreamMetrics::new` builds them from the `ALL` arrays).
         let keys: Vec<String> = handles(first)
             .iter()
             .map(|(k, _)| [",", label, "=\"", k.label_text(), "\""].concat())
@@ -185,18 +187,21 @@ impl<W: Write> Families<'_, W> {
                 None => "{le=\"+Inf\",".to_string(),
             })
             .collect();
+        let keys: Vec<String> = Endpoint::ALL
+            .iter()
+            .map(|e| [",endpoint=\"", e.as_str(), "\""].concat())
+            .collect();
         let w = &mut *self.w;
         for u in self.ups {
-            for (endpoint, h) in &u.latency {
+            for ((endpoint, h), key) in u.latency.iter().zip(&keys) {
                 let c = h.counts();
                 if c.count == 0 && *endpoint != Endpoint::ForkChoice {
                     continue;
                 }
-                let key = [",endpoint=\"", endpoint.as_str(), "\""].concat();
-                sample(w, &sum, u, Some(&key))?;
+                sample(w, &sum, u, Some(key))?;
                 float(w, c.sum)?;
                 w.write_char('\n')?;
-                sample(w, &count, u, Some(&key))?;
+                sample(w, &count, u, Some(key))?;
                 w.write_str(itoa::Buffer::new().format(c.count))?;
                 w.write_char('\n')?;
                 let mut cumulative = 0;
@@ -205,7 +210,7 @@ impl<W: Write> Families<'_, W> {
                     w.write_str(&bucket)?;
                     w.write_str(le)?;
                     w.write_str(&u.label)?;
-                    w.write_str(&key)?;
+                    w.write_str(key)?;
                     w.write_str("} ")?;
                     w.write_str(itoa::Buffer::new().format(cumulative))?;
                     w.write_char('\n')?;

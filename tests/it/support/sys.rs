@@ -1,10 +1,23 @@
 //! What /proc says about a process (fds, TCP sockets, memory), ports where
 //! nothing listens, and this test process's own fd limit.
 
-/// A port on 127.0.0.1 where nothing listens (connections are refused).
+/// A port on 127.0.0.1 where nothing listens (connections are refused),
+/// and nothing will: the port stays bound, without listen(), for the rest of
+/// the test process. A port bound and released at once could be taken by
+/// any test's server running in parallel (it happened: a "dead" upstream
+/// answered 404), and a socket bound without SO_REUSEADDR keeps every other
+/// bind off it. A few dozen such sockets per test run, so they are leaked.
 pub fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a probe port");
-    l.local_addr().expect("probe port").port()
+    use rustix::net::{bind, getsockname, socket, AddressFamily, SocketAddrAny, SocketType};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).expect("a probe socket");
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    bind(&fd, &any).expect("binding a probe port");
+    let addr: SocketAddrAny = getsockname(&fd).expect("probe port");
+    let port = std::net::SocketAddr::try_from(addr)
+        .expect("an IPv4 address")
+        .port();
+    std::mem::forget(fd);
+    port
 }
 
 /// Open file descriptors of process `pid`.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::support::fixtures::{FORK_CHOICE, JSON, JUSTIFIED, STATE};
 use crate::support::metrics::{assert_at_least, upstream_errors};
 use crate::support::raw_upstream::RawUpstream;
-use crate::support::sys::dead_port as free_port;
+use crate::support::sys::free_port;
 use crate::support::{
     fixture, metric, run_to_exit, run_to_exit_env, start, wait_until, FixtureRoutes, Leanpoint,
     Mode, Reply, Routes, TempDir,

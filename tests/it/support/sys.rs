@@ -1,23 +1,47 @@
 //! What /proc says about a process (fds, TCP sockets, memory), ports where
 //! nothing listens, and this test process's own fd limit.
 
+/// A port on 127.0.0.1 free a moment ago, for a leanpoint child to bind
+/// (bound and released: the child binds it soon after).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a probe port");
+    l.local_addr().expect("probe port").port()
+}
+
 /// A port on 127.0.0.1 where nothing listens (connections are refused),
 /// and nothing will: the port stays bound, without listen(), for the rest of
-/// the test process. A port bound and released at once could be taken by
-/// any test's server running in parallel (it happened: a "dead" upstream
+/// the test process. A port bound and released at once could be taken by a
+/// server of a test running in parallel (it happened: a "dead" upstream
 /// answered 404), and a socket bound without SO_REUSEADDR keeps every other
-/// bind off it. A few dozen such sockets per test run, so they are leaked.
+/// bind off it. The port is taken below the ephemeral range, so holding it
+/// can never take a port another test picked with bind(0) and released to
+/// a child. Close-on-exec, so no leanpoint child inherits it; a few dozen
+/// per test run, so they are leaked.
 pub fn dead_port() -> u16 {
-    use rustix::net::{bind, getsockname, socket, AddressFamily, SocketAddrAny, SocketType};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).expect("a probe socket");
-    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    bind(&fd, &any).expect("binding a probe port");
-    let addr: SocketAddrAny = getsockname(&fd).expect("probe port");
-    let port = std::net::SocketAddr::try_from(addr)
-        .expect("an IPv4 address")
-        .port();
-    std::mem::forget(fd);
-    port
+    use rustix::net::{bind, socket_with, AddressFamily, SocketFlags, SocketType};
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    let offset = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = FIRST + (offset.wrapping_add(n)) % SPAN;
+        let fd = socket_with(
+            AddressFamily::INET,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .expect("a probe socket");
+        if bind(&fd, &std::net::SocketAddr::from(([127, 0, 0, 1], port))).is_ok() {
+            std::mem::forget(fd);
+            return port;
+        }
+    }
+    panic!(
+        "no free port in {FIRST}..{} for a dead upstream",
+        FIRST + SPAN
+    );
 }
 
 /// Open file descriptors of process `pid`.

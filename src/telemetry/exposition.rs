@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::registry::Registry;
 
-use super::per_upstream::UpstreamSeries;
+use super::per_upstream::{UpstreamMetrics, UpstreamSeries};
 use super::upstream_text;
 
 /// Content type of the classic Prometheus text format.
@@ -32,15 +32,17 @@ pub fn encode(
     series: &UpstreamSeries,
     openmetrics: bool,
 ) -> Result<String, std::fmt::Error> {
-    let mut out = String::with_capacity(64 * 1024 + BYTES_PER_UPSTREAM * series.len());
-    if openmetrics {
-        encode_all(&mut out, registry, series)?;
-    } else {
-        let mut text = ClassicText::new(&mut out);
-        encode_all(&mut text, registry, series)?;
-        text.finish();
-    }
-    Ok(out)
+    series.with_current(|ups| {
+        let mut out = String::with_capacity(64 * 1024 + BYTES_PER_UPSTREAM * ups.len());
+        if openmetrics {
+            encode_all(&mut out, registry, ups)?;
+        } else {
+            let mut text = ClassicText::new(&mut out);
+            encode_all(&mut text, registry, ups)?;
+            text.finish();
+        }
+        Ok(out)
+    })
 }
 
 /// About what one upstream's series take (4.35 MB for 1000 upstreams).
@@ -49,10 +51,10 @@ const BYTES_PER_UPSTREAM: usize = 4608;
 fn encode_all<W: std::fmt::Write>(
     w: &mut W,
     registry: &Registry,
-    series: &UpstreamSeries,
+    ups: &[UpstreamMetrics],
 ) -> std::fmt::Result {
     encode_registry(w, registry)?;
-    series.with_current(|ups| upstream_text::encode(w, ups))?;
+    upstream_text::encode(w, ups)?;
     encode_eof(w)
 }
 

@@ -184,13 +184,4 @@ impl UpstreamSeries {
     pub(super) fn with_current<R>(&self, f: impl FnOnce(&[UpstreamMetrics]) -> R) -> R {
         f(&self.current.read().unwrap_or_else(|p| p.into_inner()))
     }
-
-    /// Upstreams in the exposition now.
-    pub fn len(&self) -> usize {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

@@ -159,7 +159,7 @@ impl<W: Write> Families<'_, W> {
         // (`UpstreamMetrics::new` builds them from the `ALL` arrays).
         let keys: Vec<String> = handles(first)
             .iter()
-            .map(|(k, _)| [",", label, "=\"", k.label_text(), "\""].concat())
+            .map(|(k, _)| key_text(label, k.label_text()))
             .collect();
         for u in self.ups {
             for ((_, v), key) in handles(u).iter().zip(&keys) {
@@ -189,7 +189,7 @@ impl<W: Write> Families<'_, W> {
             .collect();
         let keys: Vec<String> = Endpoint::ALL
             .iter()
-            .map(|e| [",endpoint=\"", e.as_str(), "\""].concat())
+            .map(|e| key_text("endpoint", e.as_str()))
             .collect();
         let w = &mut *self.w;
         for u in self.ups {
@@ -219,6 +219,12 @@ impl<W: Write> Families<'_, W> {
         }
         Ok(())
     }
+}
+
+/// `,label="value"`: the label after `upstream`, rendered once per key
+/// (values are fixed snake_case names, nothing to escape).
+fn key_text(label: &str, value: &str) -> String {
+    [",", label, "=\"", value, "\""].concat()
 }
 
 /// `name{upstream="..."<key>} `: everything of a sample line but its value.

@@ -4,6 +4,9 @@
 //!   the agreed checkpoint: `htr(block)` is the agreed root and
 //!   `block.state_root` is `htr(state)`. Nothing unproven is ever served.
 //! - `pair`: `ServedState`, the served pair as the routes read it.
+//! - `sealed`: the served State's bytes in a sealed memfd, and which buffers
+//!   of it the listener may send with sendfile.
 
 pub mod pair;
+pub mod sealed;
 pub mod verify;

@@ -229,11 +229,16 @@ impl AppState {
 
     /// Installs a pair if it is the pair of the checkpoint served now (a
     /// pair that lost a race with a newer agreement is dropped).
-    pub fn install_state(&self, s: ServedState) {
+    /// The State moves into a sealed memfd here (see `served::sealed`), the
+    /// one place a State becomes served, so every download of it can go out
+    /// by sendfile.
+    pub fn install_state(&self, mut s: ServedState) {
         let c = self.consensus();
         if !c.finalized.is_some_and(|f| s.is_pair_of(f)) {
             return;
         }
+        let (bytes, sealed) = crate::served::sealed::seal(std::mem::take(&mut s.bytes));
+        s.bytes = bytes;
         let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
         let m = &self.metrics;
         if served.as_ref().map(|p| p.slot) != Some(s.slot) {
@@ -259,6 +264,8 @@ impl AppState {
                 })
                 .set(1);
         }
+        m.served_state_sendfile.set(i64::from(sealed.is_some()));
+        self.sealed.set(sealed);
         *served = Some(Arc::new(s));
     }
 }

@@ -22,6 +22,7 @@ use tokio::sync::{watch, Notify};
 use crate::agreement::Finalized;
 use crate::config::Config;
 use crate::served::pair::ServedState;
+use crate::served::sealed::SealedBodies;
 use crate::service::history::History;
 use crate::telemetry::{Metrics, Scrapes, Standing, StandingCountLabels};
 
@@ -58,6 +59,9 @@ pub struct AppState {
     pub upstreams: Vec<UpstreamEntry>,
     pub(crate) consensus: RwLock<ConsensusView>,
     pub(crate) served: RwLock<Option<Arc<ServedState>>>,
+    /// The served State's sealed file, for the listener's sendfile; one for
+    /// the process (a reload's new state shares it, as it keeps the State).
+    pub sealed: Arc<SealedBodies>,
     /// Pollers ring this after each poll; the decider waits on it.
     pub(crate) poll_finished: Notify,
     /// Decider -> fetcher: the checkpoint whose pair to fetch.
@@ -87,6 +91,7 @@ impl AppState {
     pub(crate) fn new(
         config: Config,
         scrapes: Arc<Scrapes>,
+        sealed: Arc<SealedBodies>,
         metrics: Metrics,
         client: reqwest::Client,
     ) -> AppState {
@@ -120,6 +125,7 @@ impl AppState {
                 ..Default::default()
             }),
             served: RwLock::new(None),
+            sealed,
             poll_finished: Notify::new(),
             fetch_target: watch::channel(None).0,
             started_ms: unix_ms(),
@@ -214,5 +220,8 @@ pub fn build(config: Config) -> anyhow::Result<Arc<AppState>> {
     crate::telemetry::process::register(&mut registry);
     let client = crate::upstream::build_client(&config).context("building the HTTP client")?;
     let scrapes = Arc::new(Scrapes::new(Arc::new(registry), &metrics));
-    Ok(Arc::new(AppState::new(config, scrapes, metrics, client)))
+    let sealed = Arc::new(SealedBodies::default());
+    Ok(Arc::new(AppState::new(
+        config, scrapes, sealed, metrics, client,
+    )))
 }

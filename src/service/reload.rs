@@ -155,7 +155,13 @@ fn rebuild(old: &AppState, config: Config) -> anyhow::Result<Arc<AppState>> {
     let names: Vec<String> = config.upstreams.iter().map(|u| u.name.clone()).collect();
     let client = crate::upstream::build_client(&config).context("building the HTTP client")?;
     let metrics = old.metrics.for_upstreams(&names);
-    let mut next = AppState::new(config, old.scrapes.clone(), metrics, client);
+    let mut next = AppState::new(
+        config,
+        old.scrapes.clone(),
+        old.sealed.clone(),
+        metrics,
+        client,
+    );
     // Still the same process: its uptime goes on.
     next.started_ms = old.started_ms;
     next.adopt(old);

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use crate::support::fixtures::STATE;
-use crate::support::{fixture, fixtures, request, start, wait_until, Leanpoint, Resp, Timing};
+use crate::support::{
+    fixture, fixtures, metric, request, start, wait_until, Leanpoint, Resp, Timing,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -122,4 +124,44 @@ fn head_with_a_range_reports_the_part_without_a_body() {
     assert_eq!(h("content-length").as_deref(), Some("10"));
     assert_eq!(h("accept-ranges").as_deref(), Some("bytes"));
     assert!(head.body.is_empty());
+}
+
+/// Every byte of the State a download asks for goes by sendfile from its
+/// sealed memfd, wholes and ranges alike; HEAD, 304 and the block (not
+/// sealed) send none of it.
+#[test]
+fn state_bodies_go_out_by_sendfile_byte_for_byte() {
+    let (_fakes, lp, whole) = served();
+    let len = whole.body.len() as f64;
+    let sent = |lp: &Leanpoint| {
+        let text = lp.metrics();
+        assert_eq!(
+            metric(&text, "leanpoint_served_state_sendfile", &[]),
+            Some(1.0),
+            "the served State is in a sealed memfd"
+        );
+        metric(&text, "leanpoint_http_sendfile_bytes_total", &[]).expect("sendfile counter")
+    };
+    let before = sent(&lp);
+    assert!(
+        before >= len,
+        "the first download went by sendfile: {before}"
+    );
+    let again = get(&lp, &[]);
+    assert_eq!(again.body, whole.body);
+    assert_eq!(sent(&lp) - before, len, "a whole download");
+    let etag = whole.header("etag").expect("ETag").to_string();
+    let part = get(&lp, &[("range", "bytes=300-599")]);
+    assert_eq!((part.status, &part.body[..]), (206, &whole.body[300..600]));
+    assert_eq!(sent(&lp) - before, len + 300.0, "a range of 300 bytes");
+    let head = request(lp.addr, "HEAD", STATE, &[], b"", Duration::from_secs(5)).expect("HEAD");
+    assert_eq!(head.status, 200);
+    assert_eq!(get(&lp, &[("if-none-match", &etag)]).status, 304);
+    let block = lp.try_get("/lean/v0/blocks/finalized", &[]).expect("block");
+    assert_eq!(block.status, 200);
+    assert_eq!(
+        sent(&lp) - before,
+        len + 300.0,
+        "HEAD, 304 and the block send none"
+    );
 }

@@ -258,6 +258,11 @@ async fn aborted_downloads_leave_everyone_else_served() {
     for r in &results {
         assert!(r.is_ok(), "{r:?}");
     }
+    // Those downloads went by sendfile from the sealed State, which also
+    // takes the writes that would block (4 MiB is more than a socket buffer).
+    assert_eq!(srv.state.metrics.served_state_sendfile.get(), 1);
+    let sent = srv.state.metrics.http_sendfile_bytes.get();
+    assert!(sent >= 32 * bytes.len() as u64, "{sent} bytes by sendfile");
     let st = srv.state.clone();
     blocking(move || wait_open(&st, 0, Duration::from_secs(10), "all connections closed")).await;
     assert!(srv.state.metrics.http_connections.get() >= 232);

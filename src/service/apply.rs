@@ -267,6 +267,9 @@ impl AppState {
         m.served_state_sendfile.set(i64::from(sealed.is_some()));
         self.sealed.set(sealed);
         *served = Some(Arc::new(s));
+        drop(served);
+        // Its history is evidence for standings.
+        self.decide_soon.notify_one();
     }
 }
 

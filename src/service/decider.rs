@@ -4,13 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::service::AppState;
 use crate::shutdown::Shutdown;
 
-/// Recomputes the decision after every poll and at least once per poll
-/// interval (observations age out of the stale window without any poll).
+/// Recomputes the decision when an input changed (`AppState::decide_soon`:
+/// a changed vote, new evidence, a new served pair), when a vote ages out of
+/// the stale window, and at least once per poll interval (the chain's
+/// current slot, which bounds possible finalized slots, moves with time).
 ///
 /// No decision is made before every upstream's first poll has ended (either
 /// way). Until then an upstream not yet asked looks like one that is down,
@@ -29,16 +31,19 @@ pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
     // agreement at most that much behind the polls.
     let batch =
         (state.config.poll / 20).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    let mut expiry: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
-            _ = state.poll_finished.notified() => {
+            _ = state.decide_soon.notified() => {
                 tokio::select! {
                     _ = shutdown.wait() => break,
                     _ = tokio::time::sleep(batch) => {}
                 }
             }
             _ = ticks.tick() => {}
+            // Just past it: a vote is fresh up to and including `stale`.
+            _ = tokio::time::sleep_until(expiry.unwrap_or_else(Instant::now) + Duration::from_millis(1)), if expiry.is_some() => {}
         }
         if !first_round_done {
             let polled = state.polled_once();
@@ -48,7 +53,8 @@ pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
             }
             first_round_done = true;
         }
-        let votes = state.fresh_votes();
+        let (votes, next_expiry) = state.fresh_votes_until();
+        expiry = next_expiry;
         let decision = state.decide(&votes);
         state.apply(&decision, &votes);
         let has = decision.agreed.is_some();

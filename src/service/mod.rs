@@ -62,8 +62,10 @@ pub struct AppState {
     /// The served State's sealed file, for the listener's sendfile; one for
     /// the process (a reload's new state shares it, as it keeps the State).
     pub sealed: Arc<SealedBodies>,
-    /// Pollers ring this after each poll; the decider waits on it.
-    pub(crate) poll_finished: Notify,
+    /// Rung when an input of the decision changed: a poll that changed its
+    /// upstream's vote, new ancestry evidence, a newly served pair. The
+    /// decider waits on it (and on its own tick, for votes that age out).
+    pub(crate) decide_soon: Notify,
     /// Decider -> fetcher: the checkpoint whose pair to fetch.
     pub(crate) fetch_target: watch::Sender<Option<Finalized>>,
     pub(crate) started_ms: u64,
@@ -126,7 +128,7 @@ impl AppState {
             }),
             served: RwLock::new(None),
             sealed,
-            poll_finished: Notify::new(),
+            decide_soon: Notify::new(),
             fetch_target: watch::channel(None).0,
             started_ms: unix_ms(),
             supporters: Mutex::new(Vec::new()),

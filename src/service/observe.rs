@@ -16,25 +16,34 @@ use crate::lean::api::Root;
 use crate::upstream::{Observation, UpstreamError};
 
 impl AppState {
-    /// Records the outcome of one poll of upstream `i`.
+    /// Records the outcome of one poll of upstream `i`. Returns whether a
+    /// decision could come out differently now: its vote changed (a new
+    /// observation, or a fresh one where its last had aged out), or it is
+    /// the upstream's first poll (the decider waits for every first one). A
+    /// failed poll changes no vote: the last observation votes until it ages
+    /// out, which the decider's own clock catches.
     pub fn record_poll(
         &self,
         i: usize,
         result: &Result<Observation, UpstreamError>,
         latency: Duration,
-    ) {
+    ) -> bool {
         let slot = &self.upstreams[i];
         let um = &self.metrics.upstreams[i];
         let now_ms = unix_ms();
         let mut v = lock(&slot.view);
+        let first = v.last_attempt_ms.is_none();
+        let was_fresh = v
+            .observed_at
+            .is_some_and(|at| at.elapsed() <= self.config.stale);
         v.last_attempt_ms = Some(now_ms);
         v.last_latency_ms = Some(latency.as_millis() as u64);
         v.last_latency_us = Some(latency.as_micros() as u64);
         self.history
             .record_poll(i, now_ms, PollOutcome::of(result, latency));
-        match result {
+        let changed = match result {
             Ok(obs) => {
-                v.observed(obs, now_ms);
+                let changed = v.observed(obs, now_ms) || !was_fresh;
                 um.up.set(1);
                 um.last_success.set(now_ms as f64 / 1000.0);
                 um.set_source(obs.source);
@@ -45,16 +54,19 @@ impl AppState {
                 if let Some(j) = obs.justified {
                     um.justified_slot.set(j.slot as i64);
                 }
+                changed
             }
             Err(e) => {
                 v.failed(e);
                 um.up.set(0);
+                false
             }
-        }
+        };
         um.consecutive_errors.set(v.consecutive_errors as i64);
         self.metrics
             .zig
             .poll_finished(latency.as_millis() as u64, result.is_err());
+        changed || first
     }
 
     pub(crate) fn record_tick(&self, i: usize, skipped: bool) {
@@ -91,15 +103,25 @@ impl AppState {
     /// One vote per upstream, None where its last success is older than the
     /// stale window.
     pub fn fresh_votes(&self) -> Vec<Option<Vote>> {
+        self.fresh_votes_until().0
+    }
+
+    /// [`Self::fresh_votes`], and the first instant one of them ages out:
+    /// the decider decides again then, whether or not a poll rings.
+    pub fn fresh_votes_until(&self) -> (Vec<Option<Vote>>, Option<Instant>) {
         let stale = self.config.stale;
         // One clock read for all upstreams, not one `elapsed()` each.
         let now = Instant::now();
-        self.upstreams
+        let mut expiry: Option<Instant> = None;
+        let votes = self
+            .upstreams
             .iter()
             .map(|u| {
                 let v = lock(&u.view);
                 match (&v.observation, v.observed_at) {
                     (Some(o), Some(at)) if now.saturating_duration_since(at) <= stale => {
+                        let ends = at + stale;
+                        expiry = Some(expiry.map_or(ends, |e| e.min(ends)));
                         Some(Vote {
                             finalized_slot: o.finalized_slot,
                             finalized_root: o.finalized_root,
@@ -110,7 +132,8 @@ impl AppState {
                     _ => None,
                 }
             })
-            .collect()
+            .collect();
+        (votes, expiry)
     }
 
     /// History slots to read from upstream `i`'s State after a poll that saw
@@ -154,6 +177,8 @@ impl AppState {
             }
         }
         v.evidence = Arc::new(ev);
+        drop(v);
+        self.decide_soon.notify_one();
     }
 }
 
@@ -228,6 +253,47 @@ mod tests {
         let v = state.upstreams[0].view();
         assert_eq!(v.evidence.held_at(9), None, "a restarted upstream's chain");
         assert_eq!(v.evidence.held_at(5), Some(root(2)));
+    }
+
+    /// The decider is rung only when a decision could come out otherwise.
+    #[tokio::test(start_paused = true)]
+    async fn only_a_poll_that_changes_a_vote_asks_for_a_decision() {
+        let state = crate::service::testing::state(
+            &[("u0", "http://127.0.0.1:1")],
+            &["--poll-ms", "1000", "--stale-ms", "5000"],
+        );
+        let timeout = Err(error(ErrorKind::Timeout));
+        let poll = |r: &Result<_, _>| state.record_poll(0, r, Duration::ZERO);
+        assert!(
+            poll(&timeout),
+            "a first poll, failed: the first round counts it"
+        );
+        assert!(poll(&Ok(observation(9, 1))), "a first observation");
+        let evidence = state.upstreams[0].view().evidence;
+        assert!(!poll(&Ok(observation(9, 1))), "the same observation again");
+        let kept = state.upstreams[0].view().evidence;
+        assert!(
+            std::sync::Arc::ptr_eq(&evidence, &kept),
+            "its evidence kept"
+        );
+        assert!(
+            !poll(&timeout),
+            "a failure: the last observation still votes"
+        );
+        assert!(poll(&Ok(observation(10, 1))), "a new finalized checkpoint");
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(state.fresh_votes()[0].is_none(), "aged out");
+        assert!(poll(&Ok(observation(10, 1))), "the same, but voting again");
+        let (votes, expiry) = state.fresh_votes_until();
+        assert!(votes[0].is_some());
+        let left = expiry
+            .expect("one vote ages")
+            .duration_since(tokio::time::Instant::now());
+        assert_eq!(
+            left,
+            Duration::from_secs(5),
+            "it ages out a stale window on"
+        );
     }
 
     #[test]

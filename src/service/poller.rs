@@ -90,8 +90,9 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
                     due = Instant::now() + period;
                 }
                 log_outcome(&state, i, &result);
-                state.record_poll(i, &result, latency);
-                state.poll_finished.notify_one();
+                if state.record_poll(i, &result, latency) {
+                    state.decide_soon.notify_one();
+                }
             }
         }
     }

@@ -81,28 +81,36 @@ impl Default for UpstreamView {
 }
 
 impl UpstreamView {
-    /// A successful poll: the observation, and what it proves about its chain.
-    pub(crate) fn observed(&mut self, obs: &Observation, now_ms: u64) {
-        let mut ev = (*self.evidence).clone();
-        if self
-            .observation
-            .as_ref()
-            .is_some_and(|prev| obs.finalized_slot < prev.finalized_slot)
-        {
-            ev.forget_above(obs.finalized_slot);
+    /// A successful poll: the observation, and what it proves about its
+    /// chain. Returns whether the observation differs from the last one. A
+    /// poll that saw what the last one saw (most polls: heads move once a
+    /// slot) only refreshes its age; its evidence would come out the same,
+    /// so it is kept rather than rebuilt.
+    pub(crate) fn observed(&mut self, obs: &Observation, now_ms: u64) -> bool {
+        let changed = self.observation.as_ref() != Some(obs);
+        if changed {
+            let mut ev = (*self.evidence).clone();
+            if self
+                .observation
+                .as_ref()
+                .is_some_and(|prev| obs.finalized_slot < prev.finalized_slot)
+            {
+                ev.forget_above(obs.finalized_slot);
+            }
+            // Its finality never reverts: what it finalizes stays on its chain.
+            if let Some(root) = obs.finalized_root {
+                ev.hold(obs.finalized_slot, root);
+            }
+            ev.tree = obs.tree.to_vec();
+            self.evidence = Arc::new(ev);
+            self.observation = Some(obs.clone());
         }
-        // Its finality never reverts: what it finalizes stays on its chain.
-        if let Some(root) = obs.finalized_root {
-            ev.hold(obs.finalized_slot, root);
-        }
-        ev.tree = obs.tree.to_vec();
-        self.evidence = Arc::new(ev);
-        self.observation = Some(obs.clone());
         self.observed_at = Some(Instant::now());
         self.last_success_ms = Some(now_ms);
         self.healthy = true;
         self.consecutive_errors = 0;
         self.source = obs.source;
+        changed
     }
 
     /// A failed poll, counted by kind. The last observation stays until it

@@ -161,6 +161,8 @@ impl AppState {
             // The contradicted pair is no longer served; a verified pair of
             // the new checkpoint replaces it.
             *self.served.write().unwrap_or_else(|p| p.into_inner()) = None;
+            self.sealed.set(None);
+            m.served_state_sendfile.set(0);
         }
         if let (true, Some(j)) = (step.justified_moved, step.justified) {
             m.justified_slot.set(j.slot as i64);

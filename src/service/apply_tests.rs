@@ -86,6 +86,12 @@ fn an_older_agreement_is_refused_and_nothing_served_changes() {
 #[test]
 fn a_contradicted_checkpoint_is_replaced_by_a_majority_and_its_pair_dropped() {
     let state = serving_9();
+    let sealed = state.served_state().expect("served").bytes.clone();
+    assert!(
+        state.sealed.find(&sealed).is_some(),
+        "its State is sendable"
+    );
+    assert_eq!(state.metrics.served_state_sendfile.get(), 1);
     state.apply(&agreed(2, fin(8, 2), true), &no_votes(3));
     let c = state.consensus();
     assert_eq!(c.finalized, Some(fin(8, 2)));
@@ -95,6 +101,11 @@ fn a_contradicted_checkpoint_is_replaced_by_a_majority_and_its_pair_dropped() {
         state.served_state().is_none(),
         "the contradicted pair is dropped"
     );
+    assert!(
+        state.sealed.find(&sealed).is_none(),
+        "and its memfd with it"
+    );
+    assert_eq!(state.metrics.served_state_sendfile.get(), 0);
     assert_eq!(state.metrics.pair.replaced.get(), 1);
     assert_eq!(state.metrics.regressions_refused.get(), 0);
     assert_eq!(*state.fetch_target.borrow(), Some(fin(8, 2)));

@@ -43,7 +43,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::served::sealed::SealedBodies;
+use crate::served::sendable::SendableBodies;
 use crate::service::reload::Live;
 use crate::service::AppState;
 use crate::shutdown::Shutdown;
@@ -218,7 +218,7 @@ async fn accept_loop(
             app: app.clone(),
             watcher: graceful.watcher(),
             counters: counters.clone(),
-            sealed: state.sealed.clone(),
+            sendable: state.sendable.clone(),
             header_timeout: state.config.header_timeout,
             write_stall: options.write_stall_timeout,
             _permit: permit,
@@ -287,9 +287,9 @@ struct Connection {
     app: axum::Router,
     watcher: Watcher,
     counters: ConnectionCounters,
-    /// The served State's sealed file, sent with sendfile (a reload's new
+    /// The served State's file, sent with sendfile (a reload's new
     /// state shares it, so this is the current one).
-    sealed: Arc<SealedBodies>,
+    sendable: Arc<SendableBodies>,
     header_timeout: Duration,
     write_stall: Duration,
     /// Returned to the accept loop when the connection ends.
@@ -304,7 +304,7 @@ impl Connection {
         let _ = self.stream.set_nodelay(true);
         let stream = sendfile::SendfileStream::new(
             self.stream,
-            self.sealed,
+            self.sendable,
             self.counters.sendfile_bytes.clone(),
         );
         let io = TokioIo::new(stall::WriteStall::new(stream, self.write_stall));

@@ -2,10 +2,10 @@
 //!
 //! hyper writes a response as iovecs: its head, then the body's `Bytes` as a
 //! slice of its own (its queue write strategy, which `Connection::serve`
-//! asks for). [`SendfileStream`] looks each slice up in [`SealedBodies`]. A
-//! slice of the sealed State goes to the socket by sendfile from the memfd
+//! asks for). [`SendfileStream`] looks each slice up in [`SendableBodies`]. A
+//! slice of the served State goes to the socket by sendfile from its file
 //! at the same offset, so the kernel sends the file's pages instead of
-//! copying the bytes once per download (see `served::sealed`). The head
+//! copying the bytes once per download (see `served::sendable`). The head
 //! before it is sent with MSG_MORE, so it still shares the first segment.
 //! Anything else is written as before. hyper sees what it always sees: how
 //! many bytes from the front of its iovecs were written.
@@ -20,19 +20,19 @@ use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::served::sealed::{SealedBodies, SealedBody};
+use crate::served::sendable::{SendableBodies, SendableBody};
 
-/// A TCP stream whose writes of sealed bodies go out by sendfile.
+/// A TCP stream whose writes of the served State go out by sendfile.
 #[derive(Debug)]
 pub struct SendfileStream {
     inner: TcpStream,
-    bodies: Arc<SealedBodies>,
+    bodies: Arc<SendableBodies>,
     /// `leanpoint_http_sendfile_bytes_total`.
     sent: Counter,
 }
 
 impl SendfileStream {
-    pub fn new(inner: TcpStream, bodies: Arc<SealedBodies>, sent: Counter) -> Self {
+    pub fn new(inner: TcpStream, bodies: Arc<SendableBodies>, sent: Counter) -> Self {
         SendfileStream {
             inner,
             bodies,
@@ -44,7 +44,7 @@ impl SendfileStream {
     fn poll_sendfile(
         &self,
         cx: &mut Context<'_>,
-        body: &SealedBody,
+        body: &SendableBody,
         offset: u64,
         len: usize,
     ) -> Poll<io::Result<usize>> {
@@ -53,15 +53,16 @@ impl SendfileStream {
             rustix::fs::sendfile(&self.inner, body.fd(), Some(&mut at), len)
         }))?;
         if n == 0 {
-            // The file is sealed at the mapping's length, so it cannot end
-            // early; were it to, hyper must not loop on a zero write.
+            // Nothing can shorten the file below the mapping's length, so
+            // it cannot end early; were it to, hyper must not loop on a zero
+            // write.
             return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
         self.sent.inc_by(n as u64);
         Poll::Ready(Ok(n))
     }
 
-    /// Sends `bufs` (what precedes a sealed body) with MSG_MORE: the kernel
+    /// Sends `bufs` (what precedes a sendable body) with MSG_MORE: the kernel
     /// holds them for the sendfile that follows rather than sending a
     /// segment of its own (TCP_NODELAY is on).
     fn poll_send_more(
@@ -166,19 +167,19 @@ mod tests {
         (client.expect("connect"), accepted.expect("accept").0)
     }
 
-    /// A head, a range of the sealed body and a tail, written the way hyper
-    /// writes them, arrive intact; only the sealed bytes went by sendfile.
+    /// A head, a range of the served body and a tail, written the way hyper
+    /// writes them, arrive intact; only the body's bytes went by sendfile.
     #[tokio::test]
-    async fn sealed_slices_go_by_sendfile_and_arrive_intact() {
+    async fn state_slices_go_by_sendfile_and_arrive_intact() {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
-        let bodies = Arc::new(SealedBodies::default());
-        let (sealed, body) = crate::served::sealed::seal(Bytes::from(data.clone()));
+        let bodies = Arc::new(SendableBodies::in_temp_dir());
+        let (state, body) = bodies.make(Bytes::from(data.clone()));
         assert!(body.is_some(), "memfd available");
         bodies.set(body);
         let (mut client, server) = pair().await;
         let sent = Counter::default();
         let mut out = SendfileStream::new(server, bodies, sent.clone());
-        let part = sealed.slice(1000..2_500_000);
+        let part = state.slice(1000..2_500_000);
         let writer = tokio::spawn(async move {
             let (head, tail) = (b"HEAD".as_slice(), b"TAIL".as_slice());
             let mut bufs = [IoSlice::new(head), IoSlice::new(&part), IoSlice::new(tail)];
@@ -201,10 +202,6 @@ mod tests {
             got.len(),
             want.len()
         );
-        assert_eq!(
-            sent.get(),
-            2_499_000,
-            "exactly the sealed range by sendfile"
-        );
+        assert_eq!(sent.get(), 2_499_000, "exactly the State range by sendfile");
     }
 }

@@ -4,9 +4,10 @@
 //!   the agreed checkpoint: `htr(block)` is the agreed root and
 //!   `block.state_root` is `htr(state)`. Nothing unproven is ever served.
 //! - `pair`: `ServedState`, the served pair as the routes read it.
-//! - `sealed`: the served State's bytes in a sealed memfd, and which buffers
-//!   of it the listener may send with sendfile.
+//! - `sendable`: the served State's bytes in a file nobody can change (an
+//!   unnamed tmpfile, or a sealed memfd), and which buffers of it the
+//!   listener may send with sendfile.
 
 pub mod pair;
-pub mod sealed;
+pub mod sendable;
 pub mod verify;

@@ -161,7 +161,7 @@ impl AppState {
             // The contradicted pair is no longer served; a verified pair of
             // the new checkpoint replaces it.
             *self.served.write().unwrap_or_else(|p| p.into_inner()) = None;
-            self.sealed.set(None);
+            self.sendable.set(None);
             m.served_state_sendfile.set(0);
         }
         if let (true, Some(j)) = (step.justified_moved, step.justified) {
@@ -231,15 +231,15 @@ impl AppState {
 
     /// Installs a pair if it is the pair of the checkpoint served now (a
     /// pair that lost a race with a newer agreement is dropped).
-    /// The State moves into a sealed memfd here (see `served::sealed`), the
-    /// one place a State becomes served, so every download of it can go out
-    /// by sendfile.
+    /// The State moves into a file of its own here (see `served::sendable`),
+    /// the one place a State becomes served, so every download of it can go
+    /// out by sendfile.
     pub fn install_state(&self, mut s: ServedState) {
         let c = self.consensus();
         if !c.finalized.is_some_and(|f| s.is_pair_of(f)) {
             return;
         }
-        let (bytes, sealed) = crate::served::sealed::seal(std::mem::take(&mut s.bytes));
+        let (bytes, sendable) = self.sendable.make(std::mem::take(&mut s.bytes));
         s.bytes = bytes;
         let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
         let m = &self.metrics;
@@ -266,8 +266,8 @@ impl AppState {
                 })
                 .set(1);
         }
-        m.served_state_sendfile.set(i64::from(sealed.is_some()));
-        self.sealed.set(sealed);
+        m.served_state_sendfile.set(i64::from(sendable.is_some()));
+        self.sendable.set(sendable);
         *served = Some(Arc::new(s));
         drop(served);
         // Its history is evidence for standings.

@@ -86,9 +86,9 @@ fn an_older_agreement_is_refused_and_nothing_served_changes() {
 #[test]
 fn a_contradicted_checkpoint_is_replaced_by_a_majority_and_its_pair_dropped() {
     let state = serving_9();
-    let sealed = state.served_state().expect("served").bytes.clone();
+    let sent = state.served_state().expect("served").bytes.clone();
     assert!(
-        state.sealed.find(&sealed).is_some(),
+        state.sendable.find(&sent).is_some(),
         "its State is sendable"
     );
     assert_eq!(state.metrics.served_state_sendfile.get(), 1);
@@ -101,10 +101,7 @@ fn a_contradicted_checkpoint_is_replaced_by_a_majority_and_its_pair_dropped() {
         state.served_state().is_none(),
         "the contradicted pair is dropped"
     );
-    assert!(
-        state.sealed.find(&sealed).is_none(),
-        "and its memfd with it"
-    );
+    assert!(state.sendable.find(&sent).is_none(), "and its file with it");
     assert_eq!(state.metrics.served_state_sendfile.get(), 0);
     assert_eq!(state.metrics.pair.replaced.get(), 1);
     assert_eq!(state.metrics.regressions_refused.get(), 0);

@@ -22,7 +22,7 @@ use tokio::sync::{watch, Notify};
 use crate::agreement::Finalized;
 use crate::config::Config;
 use crate::served::pair::ServedState;
-use crate::served::sealed::SealedBodies;
+use crate::served::sendable::SendableBodies;
 use crate::service::history::History;
 use crate::telemetry::{Metrics, Scrapes, Standing, StandingCountLabels};
 
@@ -59,9 +59,9 @@ pub struct AppState {
     pub upstreams: Vec<UpstreamEntry>,
     pub(crate) consensus: RwLock<ConsensusView>,
     pub(crate) served: RwLock<Option<Arc<ServedState>>>,
-    /// The served State's sealed file, for the listener's sendfile; one for
-    /// the process (a reload's new state shares it, as it keeps the State).
-    pub sealed: Arc<SealedBodies>,
+    /// The served State's file, for the listener's sendfile; one for the
+    /// process (a reload's new state shares it, as it keeps the State).
+    pub sendable: Arc<SendableBodies>,
     /// Rung when an input of the decision changed: a poll that changed its
     /// upstream's vote, new ancestry evidence, a newly served pair. The
     /// decider waits on it (and on its own tick, for votes that age out).
@@ -93,7 +93,7 @@ impl AppState {
     pub(crate) fn new(
         config: Config,
         scrapes: Arc<Scrapes>,
-        sealed: Arc<SealedBodies>,
+        sendable: Arc<SendableBodies>,
         metrics: Metrics,
         client: reqwest::Client,
     ) -> AppState {
@@ -127,7 +127,7 @@ impl AppState {
                 ..Default::default()
             }),
             served: RwLock::new(None),
-            sealed,
+            sendable,
             decide_soon: Notify::new(),
             fetch_target: watch::channel(None).0,
             started_ms: unix_ms(),
@@ -222,8 +222,8 @@ pub fn build(config: Config) -> anyhow::Result<Arc<AppState>> {
     crate::telemetry::process::register(&mut registry);
     let client = crate::upstream::build_client(&config).context("building the HTTP client")?;
     let scrapes = Arc::new(Scrapes::new(Arc::new(registry), &metrics));
-    let sealed = Arc::new(SealedBodies::default());
+    let sendable = Arc::new(SendableBodies::in_temp_dir());
     Ok(Arc::new(AppState::new(
-        config, scrapes, sealed, metrics, client,
+        config, scrapes, sendable, metrics, client,
     )))
 }

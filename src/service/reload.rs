@@ -158,7 +158,7 @@ fn rebuild(old: &AppState, config: Config) -> anyhow::Result<Arc<AppState>> {
     let mut next = AppState::new(
         config,
         old.scrapes.clone(),
-        old.sealed.clone(),
+        old.sendable.clone(),
         metrics,
         client,
     );

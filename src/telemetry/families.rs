@@ -104,7 +104,7 @@ impl Metrics {
             checkpoint_freshness = freshness_histogram() => "checkpoint_freshness" [Seconds], "Seconds from the poll that gave a new finalized checkpoint its majority to the first serving of its verified pair";
             served_state_slot => "served_state_slot", "Slot of the finalized State served at /lean/v0/states/finalized (0 = none)";
             served_state_bytes => "served_state_size" [Bytes], "Size of the cached finalized State served (0 = none)";
-            served_state_sendfile => "served_state_sendfile", "1 when the served State is in a sealed memfd and downloads of it go out with sendfile (no copy per download); 0 when none is served or the memfd could not be made (the reason is logged) and each download copies it";
+            served_state_sendfile => "served_state_sendfile", "1 when the served State is in a file of its own (an unnamed tmpfile, or a sealed memfd) and downloads of it go out with sendfile (no copy per download); 0 when none is served or no such file could be made (the reason is logged) and each download copies it";
             state_fetches => "state_fetches", "Downloads of the finalized State for the cache (one per new agreed checkpoint, more on failure)";
             state_fetch_failures => "state_fetch_failures", "State downloads that failed or did not match the agreed checkpoint";
             early_polls => "early_polls", "Polls started before their tick because a pair download found the upstream's finalized checkpoint past the agreed one (so the agreement catches up without waiting a poll interval)";
@@ -117,7 +117,7 @@ impl Metrics {
             http_open_connections => "http_open_connections", "Inbound connections open now (capped by --max-connections)";
             http_connections => "http_connections", "Inbound connections accepted";
             http_connections_over_cap => "http_connections_over_cap", "Times the accept loop paused because --max-connections were open";
-            http_sendfile_bytes => "http_sendfile" [Bytes], "Response bytes of the served State sent with sendfile from its sealed memfd";
+            http_sendfile_bytes => "http_sendfile" [Bytes], "Response bytes of the served State sent with sendfile from its file";
             fd_threshold_ratio => "fd_threshold_ratio", "Fraction of RLIMIT_NOFILE above which /healthz and /livez fail (--fd-threshold)";
             metrics_encodings => "metrics_encodings", "/metrics bodies encoded; scrapes arriving during an encoding share the next one, so /metrics requests (leanpoint_http_requests_total) over this is the sharing ratio";
             metrics_compressions => "metrics_compressions", "/metrics bodies gzipped, each shared by the gzip scrapes of that body";

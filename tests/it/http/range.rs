@@ -127,8 +127,8 @@ fn head_with_a_range_reports_the_part_without_a_body() {
 }
 
 /// Every byte of the State a download asks for goes by sendfile from its
-/// sealed memfd, wholes and ranges alike; HEAD, 304 and the block (not
-/// sealed) send none of it.
+/// file, wholes and ranges alike; HEAD, 304 and the block (not in a file)
+/// send none of it.
 #[test]
 fn state_bodies_go_out_by_sendfile_byte_for_byte() {
     let (_fakes, lp, whole) = served();
@@ -138,7 +138,7 @@ fn state_bodies_go_out_by_sendfile_byte_for_byte() {
         assert_eq!(
             metric(&text, "leanpoint_served_state_sendfile", &[]),
             Some(1.0),
-            "the served State is in a sealed memfd"
+            "the served State is in a file of its own"
         );
         metric(&text, "leanpoint_http_sendfile_bytes_total", &[]).expect("sendfile counter")
     };

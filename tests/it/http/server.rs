@@ -258,7 +258,7 @@ async fn aborted_downloads_leave_everyone_else_served() {
     for r in &results {
         assert!(r.is_ok(), "{r:?}");
     }
-    // Those downloads went by sendfile from the sealed State, which also
+    // Those downloads went by sendfile from the State's file, which also
     // takes the writes that would block (4 MiB is more than a socket buffer).
     assert_eq!(srv.state.metrics.served_state_sendfile.get(), 1);
     let sent = srv.state.metrics.http_sendfile_bytes.get();

@@ -135,11 +135,7 @@ impl SendableBody {
 /// `data` in an unnamed file of `dir`, held read-only; None where `dir` is
 /// in memory anyway (a sealed memfd is as fast there, and unchangeable).
 fn tmp_file(data: &[u8], dir: &Path) -> io::Result<Option<OwnedFd>> {
-    let fd = rustix::fs::open(
-        dir,
-        OFlags::TMPFILE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC,
-        Mode::RUSR | Mode::WUSR,
-    )?;
+    let fd = open_tmpfile(dir)?;
     if in_memory(rustix::fs::fstatfs(&fd)?.f_type as u64) {
         return Ok(None);
     }
@@ -153,6 +149,15 @@ fn tmp_file(data: &[u8], dir: &Path) -> io::Result<Option<OwnedFd>> {
         Mode::empty(),
     )?;
     Ok(Some(read_only))
+}
+
+/// A new unnamed file in `dir` that can never be given a name (O_EXCL).
+fn open_tmpfile(dir: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        dir,
+        OFlags::TMPFILE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::RUSR | Mode::WUSR,
+    )?)
 }
 
 /// A statfs `f_type` of a file system whose pages are shared memory (the
@@ -284,12 +289,7 @@ mod tests {
         assert_eq!(&body.bytes()[..], &data[..]);
         // A disk file system without O_TMPFILE (some overlay or network file
         // systems) gets the memfd too; that is the fallback, not a failure.
-        let tmpfile_works = rustix::fs::open(
-            &dir,
-            OFlags::TMPFILE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::RUSR | Mode::WUSR,
-        )
-        .is_ok();
+        let tmpfile_works = open_tmpfile(&dir).is_ok();
         if in_memory(kind) || !tmpfile_works {
             assert_eq!(
                 body.backing(),

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::{lock, unix_ms, AppState, ConsensusView};
 use crate::agreement::{advance, Advance, Context, Decision, Served, Step, Vote};
 use crate::served::pair::ServedState;
+use crate::served::sendable::SendableBody;
 use crate::telemetry::{Standing, StandingCountLabels};
 
 /// Slots of clock skew allowed before a finalized slot is impossible.
@@ -161,8 +162,7 @@ impl AppState {
             // The contradicted pair is no longer served; a verified pair of
             // the new checkpoint replaces it.
             *self.served.write().unwrap_or_else(|p| p.into_inner()) = None;
-            self.sendable.set(None);
-            m.served_state_sendfile.set(0);
+            self.register_sendable(None);
         }
         if let (true, Some(j)) = (step.justified_moved, step.justified) {
             m.justified_slot.set(j.slot as i64);
@@ -266,12 +266,20 @@ impl AppState {
                 })
                 .set(1);
         }
-        m.served_state_sendfile.set(i64::from(sendable.is_some()));
-        self.sendable.set(sendable);
+        self.register_sendable(sendable);
         *served = Some(Arc::new(s));
         drop(served);
         // Its history is evidence for standings.
         self.decide_soon.notify_one();
+    }
+
+    /// Makes `body` the file the listener sends the served State from (none:
+    /// no State, or one served from the heap), with the gauge that says so.
+    fn register_sendable(&self, body: Option<Arc<SendableBody>>) {
+        self.metrics
+            .served_state_sendfile
+            .set(i64::from(body.is_some()));
+        self.sendable.set(body);
     }
 }
 

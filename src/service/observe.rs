@@ -33,9 +33,7 @@ impl AppState {
         let now_ms = unix_ms();
         let mut v = lock(&slot.view);
         let first = v.last_attempt_ms.is_none();
-        let was_fresh = v
-            .observed_at
-            .is_some_and(|at| at.elapsed() <= self.config.stale);
+        let was_fresh = v.fresh_until(Instant::now(), self.config.stale).is_some();
         v.last_attempt_ms = Some(now_ms);
         v.last_latency_ms = Some(latency.as_millis() as u64);
         v.last_latency_us = Some(latency.as_micros() as u64);
@@ -118,9 +116,8 @@ impl AppState {
             .iter()
             .map(|u| {
                 let v = lock(&u.view);
-                match (&v.observation, v.observed_at) {
-                    (Some(o), Some(at)) if now.saturating_duration_since(at) <= stale => {
-                        let ends = at + stale;
+                match (&v.observation, v.fresh_until(now, stale)) {
+                    (Some(o), Some(ends)) => {
                         expiry = Some(expiry.map_or(ends, |e| e.min(ends)));
                         Some(Vote {
                             finalized_slot: o.finalized_slot,

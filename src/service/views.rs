@@ -4,6 +4,7 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -111,6 +112,14 @@ impl UpstreamView {
         self.consecutive_errors = 0;
         self.source = obs.source;
         changed
+    }
+
+    /// When this upstream's vote ages out of the `stale` window, if it votes
+    /// at `now` (it has an observation no older than `stale`). The one
+    /// statement of what a fresh vote is.
+    pub(crate) fn fresh_until(&self, now: Instant, stale: Duration) -> Option<Instant> {
+        let at = self.observed_at.filter(|_| self.observation.is_some())?;
+        (now.saturating_duration_since(at) <= stale).then(|| at + stale)
     }
 
     /// A failed poll, counted by kind. The last observation stays until it

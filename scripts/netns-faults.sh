@@ -56,7 +56,15 @@ ip -n "$ns_node" link set "$veth_node" up
 check() { # check NAME COMMAND...: one assertion, counted
   local name=$1; shift
   if "$@"; then passed=$((passed + 1)); echo "ok   $name" >&2
-  else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
+  else failed=$((failed + 1)); echo "FAIL $name" >&2; diagnose; fi
+}
+diagnose() { # what leanpoint believed when a check failed
+  local path
+  for path in /status /api/upstreams; do
+    echo "  --- $path ($(lp_get "$path")) at $(date +%T.%N)" >&2
+    head -c 6000 "$dir/body" >&2 || true
+    echo >&2
+  done
 }
 in_lp() { ip netns exec "$ns_lp" "$@"; }
 # lp_get PATH: leanpoint's status code (000: no complete answer in 5 s); body in $dir/body
@@ -260,7 +268,7 @@ check "healed: serves the nodes' current State, whole" watch_until 40 state_curr
 check "leanpoint still running" kill -0 "$lp_pid"
 
 if [ $failed -gt 0 ]; then
-  echo "--- leanpoint stderr (last lines)" >&2; tail -n 20 "$dir/lp.err" >&2
+  echo "--- leanpoint stderr (last lines)" >&2; tail -n 60 "$dir/lp.err" >&2
 fi
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -102,6 +102,7 @@ impl AppState {
             .iter()
             .map(|u| UpstreamEntry {
                 config: u.clone(),
+                prepared: crate::upstream::Prepared::new(u),
                 view: Mutex::new(UpstreamView::default()),
                 last_tick_ms: AtomicU64::new(unix_ms()),
                 request_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -164,6 +165,7 @@ impl AppState {
         crate::upstream::Requester {
             client: &self.client,
             upstream: &self.upstreams[i].config,
+            prepared: &self.upstreams[i].prepared,
             report: &self.metrics.upstreams[i],
         }
     }

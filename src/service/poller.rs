@@ -17,16 +17,23 @@ use tokio::sync::OwnedMutexGuard;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::agreement::ancestry;
-use crate::service::AppState;
+use crate::service::{lock, AppState};
 use crate::shutdown::Shutdown;
-use crate::upstream::{Observation, Source, UpstreamError};
+use crate::upstream::{LastForkChoice, Observation, Source, UpstreamError};
 
 /// An upstream known to lack fork_choice is probed for it again every this
 /// many polls, so a client that gains the endpoint is detected.
 const FORK_CHOICE_REPROBE_EVERY: u64 = 10;
 
-type PollFuture =
-    Pin<Box<dyn Future<Output = (Result<Observation, UpstreamError>, Duration)> + Send>>;
+type PollFuture = Pin<Box<dyn Future<Output = Polled> + Send>>;
+
+/// What a poll future gives back: its outcome and how long it took, and the
+/// upstream's last fork_choice answer it was lent.
+struct Polled {
+    result: Result<Observation, UpstreamError>,
+    latency: Duration,
+    last: LastForkChoice,
+}
 
 /// Polls upstream `i` until shutdown.
 pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown) {
@@ -36,6 +43,9 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut in_flight: Option<PollFuture> = None;
     let mut polls: u64 = 0;
+    // Lent to the poll in flight, given back when it ends (lost, and so
+    // parsed afresh next time, only if a poll is dropped at shutdown).
+    let mut last = LastForkChoice::default();
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
@@ -51,7 +61,7 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
                 // poll queued behind the download would start the instant the
                 // download ends, while a timed-out download's socket may not
                 // be closed yet.
-                let Some(poll) = start(&state, i, &mut polls) else {
+                let Some(poll) = start(&state, i, &mut polls, &mut last) else {
                     state.record_tick(i, true);
                     tracing::debug!(upstream = %state.upstreams[i].config.name, "state download running; tick skipped");
                     continue;
@@ -66,14 +76,16 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
                 if in_flight.is_some() {
                     continue;
                 }
-                if let Some(poll) = start(&state, i, &mut polls) {
+                if let Some(poll) = start(&state, i, &mut polls, &mut last) {
                     state.metrics.early_polls.inc();
                     tracing::debug!(upstream = %state.upstreams[i].config.name, "polled early: its finalized checkpoint moved past the agreed one");
                     in_flight = Some(poll);
                 }
             }
-            (result, latency) = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
+            polled = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
                 in_flight = None;
+                let Polled { result, latency, last: given_back } = polled;
+                last = given_back;
                 // The next poll never starts in the instant this one ended. A
                 // request cut off at its deadline is closed by hyper's
                 // connection task, a moment after the drop; a poll started at
@@ -99,15 +111,21 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
     // Dropping `in_flight` here cancels a running poll and closes its socket.
 }
 
-/// Starts a poll of upstream `i` if no download holds its request lock.
-fn start(state: &Arc<AppState>, i: usize, polls: &mut u64) -> Option<PollFuture> {
+/// Starts a poll of upstream `i` if no download holds its request lock,
+/// lending it `last`.
+fn start(
+    state: &Arc<AppState>,
+    i: usize,
+    polls: &mut u64,
+    last: &mut LastForkChoice,
+) -> Option<PollFuture> {
     let request = state.upstreams[i]
         .request_lock
         .clone()
         .try_lock_owned()
         .ok()?;
     state.record_tick(i, false);
-    let prefer_fallback = state.upstreams[i].view().source == Source::Fallback
+    let prefer_fallback = lock(&state.upstreams[i].view).source == Source::Fallback
         && !polls.is_multiple_of(FORK_CHOICE_REPROBE_EVERY);
     *polls += 1;
     Some(Box::pin(poll_once(
@@ -115,6 +133,7 @@ fn start(state: &Arc<AppState>, i: usize, polls: &mut u64) -> Option<PollFuture>
         i,
         request,
         prefer_fallback,
+        std::mem::take(last),
     )))
 }
 
@@ -137,17 +156,22 @@ async fn poll_once(
     i: usize,
     _request: OwnedMutexGuard<()>,
     prefer_fallback: bool,
-) -> (Result<Observation, UpstreamError>, Duration) {
+    mut last: LastForkChoice,
+) -> Polled {
     let started = Instant::now();
     let deadline = started + state.config.timeout;
     let requester = state.requester(i);
     let result = requester
-        .poll(&state.config, deadline, prefer_fallback)
+        .poll(&state.config, deadline, prefer_fallback, &mut last)
         .await;
     if let Ok(obs) = &result {
         read_history(&state, i, obs, deadline).await;
     }
-    (result, started.elapsed())
+    Polled {
+        result,
+        latency: started.elapsed(),
+        last,
+    }
 }
 
 /// Reads the head of upstream `i`'s State, while this poll holds the request lock, within its
@@ -174,12 +198,15 @@ async fn read_history(state: &AppState, i: usize, obs: &Observation, deadline: I
 
 fn log_outcome(state: &AppState, i: usize, result: &Result<Observation, UpstreamError>) {
     let name = &state.upstreams[i].config.name;
-    let before = state.upstreams[i].view();
+    let (healthy, attempted) = {
+        let v = lock(&state.upstreams[i].view);
+        (v.healthy, v.last_attempt_ms.is_some())
+    };
     match result {
-        Ok(o) if !before.healthy => {
+        Ok(o) if !healthy => {
             tracing::info!(upstream = %name, finalized_slot = o.finalized_slot, source = o.source.as_str(), "upstream answering");
         }
-        Err(e) if before.healthy || before.last_attempt_ms.is_none() => {
+        Err(e) if healthy || !attempted => {
             tracing::warn!(upstream = %name, kind = e.kind.as_str(), error = %e, "upstream poll failed");
         }
         Err(e) => {

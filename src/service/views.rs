@@ -13,7 +13,7 @@ use crate::agreement::ancestry::Evidence;
 use crate::agreement::{Finalized, Standing};
 use crate::config::Upstream;
 use crate::lean::api::{Checkpoint, Root};
-use crate::upstream::{ErrorKind, Observation, Source, UpstreamError};
+use crate::upstream::{ErrorKind, Observation, Prepared, Source, UpstreamError};
 
 /// What leanpoint knows about one upstream. Copied out whole by readers.
 #[derive(Clone, Debug)]
@@ -140,6 +140,8 @@ impl UpstreamView {
 #[derive(Debug)]
 pub struct UpstreamEntry {
     pub(crate) config: Upstream,
+    /// Its endpoints' URLs and headers, built once for every request.
+    pub(crate) prepared: Prepared,
     pub(crate) view: Mutex<UpstreamView>,
     /// Unix ms of the poller's last loop turn: /livez proves pollers tick.
     pub(crate) last_tick_ms: AtomicU64,

@@ -8,8 +8,8 @@ pub mod redirect;
 mod request;
 
 pub use error::{is_not_found, Endpoint, ErrorKind, UpstreamError};
-pub use poll::{Observation, Source};
-pub use request::{build_client, Report, Requester};
+pub use poll::{LastForkChoice, Observation, Source};
+pub use request::{build_client, Prepared, Report, Requester};
 
 #[cfg(test)]
 mod tests;

@@ -57,6 +57,40 @@ pub struct Observation {
     pub tree: Arc<[(u64, Root)]>,
 }
 
+/// The last fork_choice body an upstream sent, and the observation it gave.
+/// Most polls get the very same bytes back (heads move once a slot), and
+/// those skip the JSON: the observation is a function of the body alone.
+/// Owned by the upstream's poller and lent to each poll.
+#[derive(Debug, Default)]
+pub struct LastForkChoice {
+    body: bytes::Bytes,
+    observation: Option<Observation>,
+}
+
+impl LastForkChoice {
+    /// The observation `body` gives: remembered if it is the last body,
+    /// else parsed (and remembered when it parses).
+    fn observe(&mut self, body: bytes::Bytes) -> Result<Observation, UpstreamError> {
+        if let Some(o) = self.observation.as_ref().filter(|_| self.body == body) {
+            return Ok(o.clone());
+        }
+        self.observation = None;
+        let v = api::parse_fork_choice(&body)
+            .map_err(|e| UpstreamError::decode(Endpoint::ForkChoice, e))?;
+        let o = Observation {
+            source: Source::ForkChoice,
+            head_slot: Some(v.head_slot),
+            justified: Some(v.justified),
+            finalized_slot: v.finalized.slot,
+            finalized_root: Some(v.finalized.root),
+            tree: v.nodes.into(),
+        };
+        self.body = body;
+        self.observation = Some(o.clone());
+        Ok(o)
+    }
+}
+
 /// An answer that says "not this endpoint here" rather than "the upstream is
 /// unreachable": an error status, another content type, a body that is not
 /// the reference shape (other clients' fork_choice differs). The upstream is
@@ -72,18 +106,20 @@ fn falls_back(e: &UpstreamError) -> bool {
 impl Requester<'_> {
     /// Polls once: fork_choice when the upstream serves it, else the fallback
     /// the Zig leanpoint used. `prefer_fallback` skips the fork_choice probe
-    /// for an upstream already known to lack it.
+    /// for an upstream already known to lack it. `last` is this upstream's
+    /// last fork_choice answer, kept from poll to poll.
     pub async fn poll(
         &self,
         config: &Config,
         deadline: Instant,
         prefer_fallback: bool,
+        last: &mut LastForkChoice,
     ) -> Result<Observation, UpstreamError> {
         let json = Read::All {
             cap: config.max_body_bytes,
         };
         if !prefer_fallback {
-            match self.fork_choice(json, deadline).await {
+            match self.fork_choice(json, deadline, last).await {
                 Ok(o) => return Ok(o),
                 Err(e) if falls_back(&e) => {
                     tracing::debug!(upstream = %self.upstream.name, error = %e, "fork_choice unusable; falling back")
@@ -98,21 +134,12 @@ impl Requester<'_> {
         &self,
         json: Read,
         deadline: Instant,
+        last: &mut LastForkChoice,
     ) -> Result<Observation, UpstreamError> {
-        let v = self
-            .request(Endpoint::ForkChoice, Expect::Json, json, deadline, |r| {
-                api::parse_fork_choice(&r?)
-                    .map_err(|e| UpstreamError::decode(Endpoint::ForkChoice, e))
-            })
-            .await?;
-        Ok(Observation {
-            source: Source::ForkChoice,
-            head_slot: Some(v.head_slot),
-            justified: Some(v.justified),
-            finalized_slot: v.finalized.slot,
-            finalized_root: Some(v.finalized.root),
-            tree: v.nodes.into(),
+        self.request(Endpoint::ForkChoice, Expect::Json, json, deadline, |r| {
+            last.observe(r?)
         })
+        .await
     }
 
     /// The Zig leanpoint's poll: justified where served, the finalized slot
@@ -180,4 +207,44 @@ fn state_slot(r: Result<bytes::Bytes, UpstreamError>) -> Result<u64, UpstreamErr
         ));
     }
     Ok(head.slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::LastForkChoice;
+    use crate::lean::api::tests::fixture;
+    use crate::upstream::ErrorKind;
+
+    fn body(folder: &str) -> Bytes {
+        Bytes::from(fixture(folder, "fork_choice.json"))
+    }
+
+    #[test]
+    fn the_same_fork_choice_bytes_give_the_remembered_observation() {
+        let mut last = LastForkChoice::default();
+        let first = last.observe(body("advanced")).expect("parses");
+        // Equal bytes in another buffer: remembered, not parsed again (a
+        // parse would build a new tree).
+        let again = last.observe(body("advanced")).expect("remembered");
+        assert_eq!(again, first);
+        assert!(Arc::ptr_eq(&again.tree, &first.tree));
+
+        let fork = last.observe(body("fork")).expect("another body is parsed");
+        assert_eq!(fork.finalized_slot, first.finalized_slot);
+        assert_ne!(fork.finalized_root, first.finalized_root);
+
+        // A body that does not parse is refused, never answered from memory,
+        // and the next good body is parsed afresh.
+        let e = last
+            .observe(Bytes::from_static(b"{\"head\":"))
+            .expect_err("garbage");
+        assert_eq!(e.kind, ErrorKind::Decode);
+        let fork_again = last.observe(body("fork")).expect("parses");
+        assert_eq!(fork_again, fork);
+        assert!(!Arc::ptr_eq(&fork_again.tree, &fork.tree));
+    }
 }

@@ -102,9 +102,11 @@ async fn with_requester<T>(
     f: impl AsyncFnOnce(&Requester<'_>) -> T,
 ) -> T {
     let client = build_client(config).expect("client");
+    let prepared = Prepared::new(&config.upstreams[0]);
     let requester = Requester {
         client: &client,
         upstream: &config.upstreams[0],
+        prepared: &prepared,
         report: seen,
     };
     f(&requester).await
@@ -222,7 +224,8 @@ async fn a_poll_of_an_upstream_serving_nothing_reports_one_unsupported() {
     let seen = Seen::default();
     let deadline = Instant::now() + WAIT;
     let e = with_requester(&config, &seen, async |r| {
-        r.poll(&config, deadline, false).await
+        r.poll(&config, deadline, false, &mut LastForkChoice::default())
+            .await
     })
     .await
     .expect_err("nothing served");

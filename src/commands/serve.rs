@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::http;
+use crate::service::poll_thread::PollThread;
 use crate::service::{self, reload, AppState};
 use crate::shutdown::{self, Shutdown};
 use crate::telemetry::process;
@@ -73,8 +74,14 @@ pub async fn run_with(
     reloads: reload::Requests,
 ) -> anyhow::Result<()> {
     let live = reload::Live::new(state);
+    let polling = PollThread::start()?;
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(reload::supervise(live.clone(), shutdown.clone(), reloads));
+    tasks.spawn(reload::supervise(
+        live.clone(),
+        polling.handle().clone(),
+        shutdown.clone(),
+        reloads,
+    ));
     if let Some(admin) = admin {
         let (live, shutdown) = (live.clone(), shutdown.clone());
         tasks.spawn(async move {
@@ -86,6 +93,7 @@ pub async fn run_with(
     let served = http::serve_live(listener, live, shutdown.clone()).await;
     // The server returns on shutdown (or a fatal accept error): stop the rest.
     tasks.shutdown().await;
+    polling.stop().await;
     served.context("HTTP server")
 }
 

@@ -9,7 +9,7 @@
 //!
 //! The tasks: `poller` (one per upstream), `decider`, `fetcher` (the
 //! finalized pair), `reload` (SIGHUP); `history` keeps what the status page
-//! draws.
+//! draws. The pollers and the decider run on `poll_thread`'s runtime.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -31,6 +31,7 @@ pub mod decider;
 pub mod fetcher;
 pub mod history;
 mod observe;
+pub mod poll_thread;
 pub mod poller;
 pub mod reload;
 #[cfg(test)]

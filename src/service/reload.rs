@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
 use axum::extract::FromRef;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -73,12 +74,18 @@ pub fn on_sighup() -> std::io::Result<Requests> {
 }
 
 /// Runs the workers of the state in `live` until `shutdown`, restarting
-/// them on the new state at each successful reload.
-pub async fn supervise(live: Live, mut shutdown: Shutdown, mut requests: Requests) {
+/// them on the new state at each successful reload. The pollers and the
+/// decider run on `polling` (see `poll_thread`), the fetcher here.
+pub async fn supervise(
+    live: Live,
+    polling: Handle,
+    mut shutdown: Shutdown,
+    mut requests: Requests,
+) {
     loop {
         let state = live.current();
         let (trigger, stop) = shutdown::channel();
-        let mut workers = spawn_workers(&state, &stop);
+        let mut workers = spawn_workers(&state, &stop, &polling);
         let config = loop {
             tokio::select! {
                 _ = shutdown.wait() => {
@@ -114,16 +121,18 @@ pub async fn supervise(live: Live, mut shutdown: Shutdown, mut requests: Request
     }
 }
 
-fn spawn_workers(state: &Arc<AppState>, stop: &Shutdown) -> JoinSet<()> {
+fn spawn_workers(state: &Arc<AppState>, stop: &Shutdown, polling: &Handle) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     for i in 0..state.upstreams.len() {
-        tasks.spawn(crate::service::poller::run_upstream(
-            state.clone(),
-            i,
-            stop.clone(),
-        ));
+        tasks.spawn_on(
+            crate::service::poller::run_upstream(state.clone(), i, stop.clone()),
+            polling,
+        );
     }
-    tasks.spawn(crate::service::decider::run(state.clone(), stop.clone()));
+    tasks.spawn_on(
+        crate::service::decider::run(state.clone(), stop.clone()),
+        polling,
+    );
     tasks.spawn(crate::service::fetcher::run(state.clone(), stop.clone()));
     tasks
 }

@@ -23,7 +23,8 @@ use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use crate::config::Config;
 
 /// Fds kept free beyond upstream sockets and inbound connections: the
-/// listener, the runtime's epoll/eventfd, the state download, log files.
+/// listener, both runtimes' epoll/eventfd (main and polling), the state
+/// download, log files.
 const FD_RESERVE: u64 = 64;
 
 /// Registers the process collector at the top level of `registry`.

@@ -61,20 +61,22 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    run_with(state, listener, None, shutdown, reload::none()).await
+    let polling = PollThread::start()?;
+    run_with(state, listener, None, polling, shutdown, reload::none()).await
 }
 
 /// [`run`] with an optional admin listener (probes and /metrics only, see
-/// `http::serve_admin`) and reload requests (SIGHUP, see `reload`).
+/// `http::serve_admin`), the polling thread, and reload requests (SIGHUP,
+/// see `reload`).
 pub async fn run_with(
     state: Arc<AppState>,
     listener: TcpListener,
     admin: Option<TcpListener>,
+    polling: PollThread,
     shutdown: Shutdown,
     reloads: reload::Requests,
 ) -> anyhow::Result<()> {
     let live = reload::Live::new(state);
-    let polling = PollThread::start()?;
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(reload::supervise(
         live.clone(),
@@ -116,6 +118,9 @@ pub async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Before the line below: a supervisor (or a test) that reads it sees
+    // every fd the process keeps for itself already open.
+    let polling = PollThread::start()?;
     // The bound address, not the configured one: with --port 0 the kernel
     // picks the port, and this line is how a supervisor or test learns it.
     let addr = listener.local_addr().unwrap_or(addr);
@@ -127,5 +132,5 @@ pub async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutdown signal received; stopping");
         trigger.fire();
     });
-    run_with(state, listener, admin, shutdown, reloads).await
+    run_with(state, listener, admin, polling, shutdown, reloads).await
 }

@@ -10,6 +10,10 @@
 //! the only one that does, one download at a time, holding the upstream's
 //! `request_lock`.
 //!
+//! The fetcher runs on the main runtime (proving a State is CPU-bound), but
+//! its requests run on the polling thread, beside the connections they use
+//! (see [`on_polling_thread`]).
+//!
 //! A checkpoint agreed by slot alone (every supporter a legacy upstream
 //! without fork_choice, so no root is known) has nothing to verify against:
 //! its State is served as the Zig leanpoint served it, marked unverified.
@@ -18,15 +22,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::agreement::Finalized;
-use crate::lean::api::Root;
+use crate::lean::api::{Root, StateHeader};
 use crate::served::pair::ServedState;
 use crate::served::verify::{verify_pair, VerifiedPair, VerifyError};
 use crate::service::{lock, AppState};
 use crate::shutdown::Shutdown;
-use crate::upstream::{is_not_found, Requester};
+use crate::upstream::{is_not_found, Endpoint, ErrorKind, UpstreamError};
 
 mod pending;
 use pending::{keep_newer, Pending};
@@ -39,7 +45,9 @@ const FETCH_FAILED: &str = "fetch_failed";
 /// doubled after each further round, up to the poll interval.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
+/// Fetches the pair of every new agreed checkpoint until shutdown; its
+/// requests go to upstreams from `polling` (the polling thread's runtime).
+pub async fn run(state: Arc<AppState>, polling: Handle, mut shutdown: Shutdown) {
     let mut target_rx = state.fetch_target.subscribe();
     let mut pending: Pending = Vec::new();
     loop {
@@ -50,7 +58,7 @@ pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
             if !have && !install_pending(&state, target, &mut pending) {
                 tokio::select! {
                     _ = shutdown.wait() => return,
-                    _ = fetch_until_done(&state, target, &mut target_rx, &mut pending) => {}
+                    _ = fetch_until_done(&state, &polling, target, &mut target_rx, &mut pending) => {}
                 }
                 // Done, or the target changed while it waited (and its
                 // `changed()` marked the new target seen): look again
@@ -68,7 +76,8 @@ pub async fn run(state: Arc<AppState>, mut shutdown: Shutdown) {
 /// Tries the sources in turn until one gives a verified pair for `target`,
 /// or the target changes (a newer agreement makes this one moot).
 async fn fetch_until_done(
-    state: &AppState,
+    state: &Arc<AppState>,
+    polling: &Handle,
     target: Finalized,
     target_rx: &mut tokio::sync::watch::Receiver<Option<Finalized>>,
     pending: &mut Pending,
@@ -82,7 +91,7 @@ async fn fetch_until_done(
             if target_rx.has_changed().unwrap_or(true) {
                 return;
             }
-            match try_one(state, target, i, &mut spare, pending).await {
+            match try_one(state, polling, target, i, &mut spare, pending).await {
                 Tried::Installed => return,
                 // Its lock is released: its poll can start now. The pollers
                 // would otherwise report the newer checkpoint only at their
@@ -151,7 +160,8 @@ enum Tried {
 
 /// Downloads from upstream `i` and installs a pair if it is proven.
 async fn try_one(
-    state: &AppState,
+    state: &Arc<AppState>,
+    polling: &Handle,
     target: Finalized,
     i: usize,
     spare: &mut Spare,
@@ -159,11 +169,10 @@ async fn try_one(
 ) -> Tried {
     // One request in flight per upstream: wait for its poll to end.
     let _request = state.upstreams[i].request_lock.lock().await;
-    let requester = state.requester(i);
     let block = match target.root {
         None => None,
         Some(root) => {
-            let Some(block) = block_from(state, &requester, i, spare).await else {
+            let Some(block) = block_from(state, polling, i, spare).await else {
                 return Tried::Failed;
             };
             if install_spare_state(state, target, root, &block, spare) {
@@ -172,14 +181,7 @@ async fn try_one(
             Some(block)
         }
     };
-    state.metrics.state_fetches.inc();
-    // A state is larger than a poll's JSON: allow it the total deadline
-    // several times over, still bounded, and within half the stale window:
-    // this upstream's polls wait for the download, and its vote must not go
-    // stale meanwhile.
-    let deadline = Instant::now() + download_budget(state.config.timeout, state.config.stale);
-    let cap = state.config.max_state_bytes;
-    let (bytes, header) = match requester.fetch_state(cap, deadline).await {
+    let (bytes, header) = match download_state(state, polling, i).await {
         Ok(ok) => ok,
         Err(e) => {
             refuse(state, i, FETCH_FAILED, e.to_string());
@@ -196,23 +198,26 @@ async fn try_one(
 /// source when `i` has no block route. None when this source is done: its
 /// State (of a block-less upstream) is kept for a block from another.
 async fn block_from(
-    state: &AppState,
-    requester: &Requester<'_>,
+    state: &Arc<AppState>,
+    polling: &Handle,
     i: usize,
     spare: &mut Spare,
 ) -> Option<Bytes> {
     let cap = state.config.max_state_bytes;
     let deadline = Instant::now() + state.config.timeout;
-    match requester.fetch_block(cap, deadline).await {
+    let download = on_polling_thread(
+        polling,
+        state,
+        Endpoint::BlockFinalized,
+        move |s| async move { s.requester(i).fetch_block(cap, deadline).await },
+    );
+    match download.await {
         Ok(b) => Some(b),
         Err(e) if is_not_found(&e) && spare.block.is_some() => spare.block.clone(),
         Err(e) if is_not_found(&e) => {
             // Its State may still be proven by another source's block.
             if spare.state.is_none() {
-                let deadline =
-                    Instant::now() + download_budget(state.config.timeout, state.config.stale);
-                state.metrics.state_fetches.inc();
-                match requester.fetch_state(cap, deadline).await {
+                match download_state(state, polling, i).await {
                     Ok((bytes, _)) => spare.state = Some((bytes, i)),
                     Err(e) => refuse(state, i, FETCH_FAILED, e.to_string()),
                 }
@@ -224,6 +229,69 @@ async fn block_from(
             refuse(state, i, FETCH_FAILED, e.to_string());
             None
         }
+    }
+}
+
+/// Downloads upstream `i`'s finalized State (counted in
+/// `leanpoint_state_fetches_total`). A State is larger than a poll's JSON:
+/// it gets the total deadline several times over, still bounded, and within
+/// half the stale window: this upstream's polls wait for the download, and
+/// its vote must not go stale meanwhile.
+async fn download_state(
+    state: &Arc<AppState>,
+    polling: &Handle,
+    i: usize,
+) -> Result<(Bytes, StateHeader), UpstreamError> {
+    state.metrics.state_fetches.inc();
+    let deadline = Instant::now() + download_budget(state.config.timeout, state.config.stale);
+    let cap = state.config.max_state_bytes;
+    on_polling_thread(
+        polling,
+        state,
+        Endpoint::StateFinalized,
+        move |s| async move { s.requester(i).fetch_state(cap, deadline).await },
+    )
+    .await
+}
+
+/// Runs one request to an upstream on the polling thread and waits for it.
+///
+/// The upstream's keep-alive connection was made by its poller, so its
+/// connection task runs on that thread, and so does the task hyper spawns to
+/// put a finished request's connection back in the pool. A download sent
+/// from this runtime the moment the poll released the upstream's lock could
+/// check the pool before that task ran, find nothing idle and open a second
+/// socket to the upstream. Spawned there, the download runs after what the
+/// thread already has queued, the connection's return among it. Dropping
+/// the returned future aborts the request, which closes its socket.
+async fn on_polling_thread<T, F, Fut>(
+    polling: &Handle,
+    state: &Arc<AppState>,
+    endpoint: Endpoint,
+    request: F,
+) -> Result<T, UpstreamError>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<AppState>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, UpstreamError>> + Send + 'static,
+{
+    let mut task = AbortOnDrop(polling.spawn(request(state.clone())));
+    (&mut task.0).await.unwrap_or_else(|e| {
+        Err(UpstreamError {
+            kind: ErrorKind::Closed,
+            endpoint,
+            message: format!("request cancelled: the polling thread stopped ({e})"),
+            status: None,
+        })
+    })
+}
+
+/// A spawned task that ends when its handle is dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -53,7 +53,11 @@ async fn leanpoint(behaviours: &[Behaviour]) -> (Arc<AppState>, RunningSim, Trig
         ));
     }
     tokio::spawn(super::super::decider::run(state.clone(), shutdown.clone()));
-    tokio::spawn(super::run(state.clone(), shutdown));
+    tokio::spawn(super::run(
+        state.clone(),
+        tokio::runtime::Handle::current(),
+        shutdown,
+    ));
     (state, sim, trigger)
 }
 

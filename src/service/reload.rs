@@ -133,7 +133,11 @@ fn spawn_workers(state: &Arc<AppState>, stop: &Shutdown, polling: &Handle) -> Jo
         crate::service::decider::run(state.clone(), stop.clone()),
         polling,
     );
-    tasks.spawn(crate::service::fetcher::run(state.clone(), stop.clone()));
+    tasks.spawn(crate::service::fetcher::run(
+        state.clone(),
+        polling.clone(),
+        stop.clone(),
+    ));
     tasks
 }
 

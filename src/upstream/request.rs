@@ -201,6 +201,13 @@ impl Requester<'_> {
         started: Instant,
         deadline: Instant,
     ) -> Result<Bytes, UpstreamError> {
+        // A request right after another to this upstream (a poll's history
+        // read after its fork_choice, the State after the block) must find
+        // the first one's connection back in the pool, or hyper opens a
+        // second socket to the upstream. The task that puts it back was
+        // woken when that response ended, on this same thread (the polling
+        // thread runs every request, `service::poll_thread`): let it run.
+        tokio::task::yield_now().await;
         let unbounded = self.unbounded(endpoint, expect, read);
         match tokio::time::timeout_at(deadline, unbounded).await {
             Ok(r) => r,

@@ -13,9 +13,11 @@
 //! take a worker from a client.
 //!
 //! hyper's connection tasks are spawned where their connection is made, so
-//! the connections the pollers open live here too. The fetcher stays on the
-//! main runtime: decoding and proving a large State is CPU-bound and would
-//! hold up every poll behind it.
+//! the connections the pollers open live here too, and so does the fetcher's
+//! every request (`fetcher::on_polling_thread`): an upstream's connection,
+//! its task and the task that returns it to the pool share one thread. The
+//! fetcher itself stays on the main runtime: decoding and proving a large
+//! State is CPU-bound and would hold up every poll behind it.
 
 use std::thread::JoinHandle;
 

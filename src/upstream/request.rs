@@ -201,15 +201,8 @@ impl Requester<'_> {
         started: Instant,
         deadline: Instant,
     ) -> Result<Bytes, UpstreamError> {
-        // A request right after another to this upstream (a poll's history
-        // read after its fork_choice, the State after the block) must find
-        // the first one's connection back in the pool, or hyper opens a
-        // second socket to the upstream. The task that puts it back was
-        // woken when that response ended, on this same thread (the polling
-        // thread runs every request, `service::poll_thread`): let it run.
-        tokio::task::yield_now().await;
         let unbounded = self.unbounded(endpoint, expect, read);
-        match tokio::time::timeout_at(deadline, unbounded).await {
+        let result = match tokio::time::timeout_at(deadline, unbounded).await {
             Ok(r) => r,
             Err(_) => {
                 let ms = deadline.saturating_duration_since(started).as_millis();
@@ -219,7 +212,19 @@ impl Requester<'_> {
                     format!("no complete response within the {} ms deadline", ms.max(1)),
                 ))
             }
-        }
+        };
+        // Whatever asks this upstream next (a poll's history read after its
+        // fork_choice, the State after the block, the fetcher once the poll
+        // releases the upstream) must find this connection back in the
+        // pool, or hyper opens a second socket to the upstream. The task
+        // that puts it back was woken as the response ended, on this same
+        // thread (every request runs on the polling thread,
+        // `service::poll_thread`): let it run first. After the request, not
+        // before it: a yield before would hold a whole group of polls'
+        // requests at once, and their buffers (8-13 MiB more RSS at 1000
+        // upstreams).
+        tokio::task::yield_now().await;
+        result
     }
 
     /// The request itself; only ever run inside `timeout_at`.

@@ -9,7 +9,8 @@
 //!
 //! The tasks: `poller` (one per upstream), `decider`, `fetcher` (the
 //! finalized pair), `reload` (SIGHUP); `history` keeps what the status page
-//! draws. The pollers and the decider run on `poll_thread`'s runtime.
+//! draws. The pollers, the decider and every request to an upstream (the
+//! fetcher's too) run on `poll_thread`'s runtime.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};

@@ -75,7 +75,8 @@ pub fn on_sighup() -> std::io::Result<Requests> {
 
 /// Runs the workers of the state in `live` until `shutdown`, restarting
 /// them on the new state at each successful reload. The pollers and the
-/// decider run on `polling` (see `poll_thread`), the fetcher here.
+/// decider run on `polling` (see `poll_thread`); the fetcher runs here and
+/// sends its requests there.
 pub async fn supervise(
     live: Live,
     polling: Handle,

@@ -140,8 +140,11 @@ impl Prepared {
         }
     }
 
+    /// By its place in `Endpoint::ALL`, the order `new` built them in (not
+    /// by discriminant, which nothing ties to that order).
     fn url(&self, endpoint: Endpoint) -> &Url {
-        &self.urls[endpoint as usize]
+        let k = Endpoint::ALL.iter().position(|e| *e == endpoint);
+        &self.urls[k.expect("Endpoint::ALL lists every endpoint")]
     }
 }
 

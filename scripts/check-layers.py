@@ -19,7 +19,7 @@ import sys
 
 # Lowest first. A top-level module imports only from its own rank or lower.
 LAYERS = [
-    ["lean", "redact", "shutdown"],
+    ["lean", "redact", "shutdown", "task"],
     ["agreement", "devnet"],
     ["cli"],
     ["config"],

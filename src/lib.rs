@@ -22,7 +22,8 @@
 //! - `devnet`: where the fake nodes are: the simulated devnet with faults.
 //! - `commands`: the binary's entry points (serve, demo, sim, convert).
 //! - `shutdown`: the one shutdown signal; `redact`: what may be shown of
-//!   upstream and secret text.
+//!   upstream and secret text; `task`: spawned tasks that end with their
+//!   owner.
 
 pub mod agreement;
 pub mod cli;
@@ -35,5 +36,6 @@ pub mod redact;
 pub mod served;
 pub mod service;
 pub mod shutdown;
+pub mod task;
 pub mod telemetry;
 pub mod upstream;

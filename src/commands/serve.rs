@@ -14,6 +14,7 @@ use crate::http;
 use crate::service::poll_thread::PollThread;
 use crate::service::{self, reload, AppState};
 use crate::shutdown::{self, Shutdown};
+use crate::task::AbortOnDrop;
 use crate::telemetry::process;
 
 /// Exit 2 for a configuration that cannot work, 1 for a failure while running.
@@ -92,11 +93,25 @@ pub async fn run_with(
             }
         });
     }
-    let served = http::serve_live(listener, live, shutdown.clone()).await;
+    // The accept loop runs as a task of its own on a worker thread, not on
+    // the caller's thread (`block_on`'s, in `main`): a connection spawned
+    // from a worker starts on that worker at once, where one spawned from
+    // outside waits in the runtime's shared queue until another thread is
+    // woken for it. In a burst of fresh connections that is a thread
+    // wake-up per connection, and the connections' first bytes later.
+    let server = AbortOnDrop::new(tokio::spawn(http::serve_live(
+        listener,
+        live,
+        shutdown.clone(),
+    )));
+    let served = server.join().await;
     // The server returns on shutdown (or a fatal accept error): stop the rest.
     tasks.shutdown().await;
     polling.stop().await;
-    served.context("HTTP server")
+    match served {
+        Ok(served) => served.context("HTTP server"),
+        Err(e) => Err(anyhow::anyhow!("HTTP server task ended: {e}")),
+    }
 }
 
 /// The main job: raise the fd limit, bind, run until SIGINT/SIGTERM; SIGHUP

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::agreement::Finalized;
@@ -32,6 +31,7 @@ use crate::served::pair::ServedState;
 use crate::served::verify::{verify_pair, VerifiedPair, VerifyError};
 use crate::service::{lock, AppState};
 use crate::shutdown::Shutdown;
+use crate::task::AbortOnDrop;
 use crate::upstream::{is_not_found, Endpoint, ErrorKind, UpstreamError};
 
 mod pending;
@@ -275,8 +275,8 @@ where
     F: FnOnce(Arc<AppState>) -> Fut,
     Fut: std::future::Future<Output = Result<T, UpstreamError>> + Send + 'static,
 {
-    let mut task = AbortOnDrop(polling.spawn(request(state.clone())));
-    (&mut task.0).await.unwrap_or_else(|e| {
+    let task = AbortOnDrop::new(polling.spawn(request(state.clone())));
+    task.join().await.unwrap_or_else(|e| {
         Err(UpstreamError {
             kind: ErrorKind::Closed,
             endpoint,
@@ -284,15 +284,6 @@ where
             status: None,
         })
     })
-}
-
-/// A spawned task that ends when its handle is dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Installs the kept State of a block-less upstream if `block` proves it.

@@ -256,10 +256,12 @@ async fn download_state(
 
 /// Runs one request to an upstream on the polling thread and waits for it.
 ///
-/// The upstream's keep-alive connection was made by its poller, so its
-/// connection task runs on that thread, and so does the task hyper spawns to
-/// put a finished request's connection back in the pool. A download sent
-/// from this runtime the moment the poll released the upstream's lock could
+/// A plain-HTTP upstream's kept connection is back in its channel before
+/// the poll releases the lock, so the download finds it wherever it runs.
+/// An https upstream's is reqwest's: made by the poller, so its connection
+/// task runs on that thread, and so does the task hyper spawns to put a
+/// finished request's connection back in the pool. A download sent from
+/// this runtime the moment the poll released the upstream's lock could
 /// check the pool before that task ran, find nothing idle and open a second
 /// socket to the upstream. Spawned there, the download runs after what the
 /// thread already has queued, the connection's return among it. Dropping

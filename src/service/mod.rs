@@ -104,7 +104,8 @@ impl AppState {
             .iter()
             .map(|u| UpstreamEntry {
                 config: u.clone(),
-                prepared: crate::upstream::Prepared::new(u),
+                prepared: crate::upstream::Prepared::new(u, config.connect_timeout),
+                channel: crate::upstream::Channel::default(),
                 view: Mutex::new(UpstreamView::default()),
                 last_tick_ms: AtomicU64::new(unix_ms()),
                 request_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -168,6 +169,7 @@ impl AppState {
             client: &self.client,
             upstream: &self.upstreams[i].config,
             prepared: &self.upstreams[i].prepared,
+            channel: &self.upstreams[i].channel,
             report: &self.metrics.upstreams[i],
         }
     }

@@ -12,12 +12,14 @@
 //! every core of its own runtime, so nothing a poll does (or waits on) can
 //! take a worker from a client.
 //!
-//! hyper's connection tasks are spawned where their connection is made, so
-//! the connections the pollers open live here too, and so does the fetcher's
-//! every request (`fetcher::on_polling_thread`): an upstream's connection,
-//! its task and the task that returns it to the pool share one thread. The
-//! fetcher itself stays on the main runtime: decoding and proving a large
-//! State is CPU-bound and would hold up every poll behind it.
+//! A plain-HTTP upstream's connection is made here by its poller and has
+//! no task of its own (`upstream::conn`); an https upstream's is reqwest's,
+//! whose connection task is spawned where the connection is made, here too.
+//! The fetcher's every request runs here as well
+//! (`fetcher::on_polling_thread`), so an upstream's connection, and any task
+//! that returns it to a pool, share one thread. The fetcher itself stays on
+//! the main runtime: decoding and proving a large State is CPU-bound and
+//! would hold up every poll behind it.
 
 use std::thread::JoinHandle;
 

@@ -86,8 +86,8 @@ pub async fn run_upstream(state: Arc<AppState>, i: usize, mut shutdown: Shutdown
                 in_flight = None;
                 let Polled { result, latency, last: given_back } = polled;
                 last = given_back;
-                // The next poll never starts in the instant this one ended. A
-                // request cut off at its deadline is closed by hyper's
+                // The next poll never starts in the instant this one ended. An
+                // https request cut off at its deadline is closed by reqwest's
                 // connection task, a moment after the drop; a poll started at
                 // once (the deadline is often a multiple of the interval, so
                 // a tick is due right then) would briefly hold a second

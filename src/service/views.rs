@@ -149,6 +149,8 @@ pub struct UpstreamEntry {
     /// fetcher both talk to upstreams; this lock is what keeps it to one
     /// request in flight per upstream between the two of them.
     pub(crate) request_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The upstream's kept connection; used only under `request_lock`.
+    pub(crate) channel: crate::upstream::Channel,
     /// The fetcher rings this when the upstream's finalized checkpoint has
     /// moved past the agreed one: its next poll starts now, not a whole
     /// interval later, so the agreement (and the pair the fetcher already

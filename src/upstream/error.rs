@@ -163,7 +163,31 @@ pub fn is_not_found(e: &UpstreamError) -> bool {
 
 /// Names a reqwest/hyper failure by walking its source chain.
 pub(super) fn classify(endpoint: Endpoint, e: &reqwest::Error) -> UpstreamError {
-    let kind = kind_of(e);
+    // reqwest's own text includes the URL; describe without it.
+    named(endpoint, kind_of(e), || describe_without_url(e))
+}
+
+/// Names a failure of a request on the upstream's own connection
+/// (`upstream::conn`): the connect has its own errors there, so what is left
+/// is the response (its head, its body) or the connection under it.
+pub(super) fn classify_hyper(endpoint: Endpoint, e: &hyper::Error) -> UpstreamError {
+    let found = Found::walk(e);
+    let kind = if found.too_large {
+        ErrorKind::HeadTooLarge
+    } else if found.parse {
+        ErrorKind::Protocol
+    } else if found.io == Some(std::io::ErrorKind::ConnectionReset) {
+        ErrorKind::Reset
+    } else {
+        // Incomplete, canceled, closed, an EOF: the peer stopped sending.
+        ErrorKind::Closed
+    };
+    named(endpoint, kind, || describe_chain(e))
+}
+
+/// The one text each kind is shown with, or `other` for the kinds whose
+/// text depends on the error.
+fn named(endpoint: Endpoint, kind: ErrorKind, other: impl FnOnce() -> String) -> UpstreamError {
     let message = match kind {
         ErrorKind::ConnectTimeout => "TCP connect did not complete within the connect deadline",
         ErrorKind::Refused => "connection refused",
@@ -171,27 +195,42 @@ pub(super) fn classify(endpoint: Endpoint, e: &reqwest::Error) -> UpstreamError 
         ErrorKind::Closed => "connection closed before a complete response",
         ErrorKind::HeadTooLarge => "response head (status line and headers) too large",
         ErrorKind::Protocol => "not a valid HTTP/1 response",
-        // reqwest's own text includes the URL; describe without it.
-        _ => return UpstreamError::new(kind, endpoint, describe_without_url(e)),
+        _ => return UpstreamError::new(kind, endpoint, other()),
     };
     UpstreamError::new(kind, endpoint, message)
 }
 
-fn kind_of(e: &reqwest::Error) -> ErrorKind {
-    let mut io_kind = None;
-    let (mut incomplete, mut too_large, mut parse) = (false, false, false);
-    let mut src = e.source();
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            io_kind.get_or_insert(io.kind());
+/// What an error's source chain says, from the io and hyper errors in it.
+#[derive(Default)]
+struct Found {
+    io: Option<std::io::ErrorKind>,
+    incomplete: bool,
+    too_large: bool,
+    parse: bool,
+}
+
+impl Found {
+    fn walk(e: &(dyn std::error::Error + 'static)) -> Found {
+        let mut found = Found::default();
+        let mut src = Some(e);
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                found.io.get_or_insert(io.kind());
+            }
+            if let Some(h) = s.downcast_ref::<hyper::Error>() {
+                found.incomplete |= h.is_incomplete_message();
+                found.too_large |= h.is_parse_too_large();
+                found.parse |= h.is_parse() || h.is_parse_status();
+            }
+            src = s.source();
         }
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            incomplete |= h.is_incomplete_message();
-            too_large |= h.is_parse_too_large();
-            parse |= h.is_parse() || h.is_parse_status();
-        }
-        src = s.source();
+        found
     }
+}
+
+fn kind_of(e: &reqwest::Error) -> ErrorKind {
+    let found = e.source().map(Found::walk).unwrap_or_default();
+    let io_kind = found.io;
     use std::io::ErrorKind as Io;
     if e.is_redirect() {
         ErrorKind::Redirect
@@ -201,15 +240,15 @@ fn kind_of(e: &reqwest::Error) -> ErrorKind {
         ErrorKind::Timeout
     } else if io_kind == Some(Io::ConnectionRefused) {
         ErrorKind::Refused
-    } else if too_large {
+    } else if found.too_large {
         ErrorKind::HeadTooLarge
-    } else if parse {
+    } else if found.parse {
         ErrorKind::Protocol
     } else if e.is_connect() {
         ErrorKind::Connect
     } else if io_kind == Some(Io::ConnectionReset) {
         ErrorKind::Reset
-    } else if incomplete
+    } else if found.incomplete
         || matches!(io_kind, Some(Io::UnexpectedEof | Io::BrokenPipe))
         || e.is_body()
         || e.is_decode()
@@ -222,15 +261,17 @@ fn kind_of(e: &reqwest::Error) -> ErrorKind {
 }
 
 fn describe_without_url(e: &reqwest::Error) -> String {
+    e.source()
+        .map_or_else(|| "request failed".to_string(), describe_chain)
+}
+
+/// An error and its sources, each bounded. hyper's texts hold no URL.
+fn describe_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = Vec::new();
-    let mut src = e.source();
+    let mut src = Some(e);
     while let Some(s) = src {
         parts.push(redact::bound(&s.to_string(), redact::MAX_MESSAGE));
         src = s.source();
     }
-    if parts.is_empty() {
-        "request failed".to_string()
-    } else {
-        parts.join(": ")
-    }
+    parts.join(": ")
 }

@@ -9,6 +9,7 @@
 //! deadline (the whole `send()` is raced against it in `upstream`).
 
 use reqwest::redirect::{Attempt, Policy};
+use reqwest::Url;
 
 /// Most redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 3;
@@ -34,11 +35,20 @@ fn decide(attempt: Attempt<'_>) -> reqwest::redirect::Action {
     let Some(first) = previous.first() else {
         return attempt.error(Refused::CrossOrigin);
     };
-    if attempt.url().origin() != first.origin() {
-        return attempt.error(Refused::CrossOrigin);
+    match check(first, attempt.url(), previous.len() - 1) {
+        Ok(()) => attempt.follow(),
+        Err(refused) => attempt.error(refused),
     }
-    if previous.len() > MAX_REDIRECTS {
-        return attempt.error(Refused::TooMany);
+}
+
+/// Whether a request first sent to `first` may go on to `next`, after
+/// `followed` redirects before this one (the rule both request paths keep).
+pub(super) fn check(first: &Url, next: &Url, followed: usize) -> Result<(), Refused> {
+    if next.origin() != first.origin() {
+        return Err(Refused::CrossOrigin);
     }
-    attempt.follow()
+    if followed >= MAX_REDIRECTS {
+        return Err(Refused::TooMany);
+    }
+    Ok(())
 }

@@ -1,14 +1,15 @@
 //! The one bounded request path to an upstream.
 //!
-//! Every request here has a connect deadline (the client's `connect_timeout`)
-//! and a total deadline that covers headers *and* body: the whole request is
-//! a future raced against `tokio::time::timeout_at`, and losing the race drops
-//! it. hyper's connection task sees the request cancelled and closes the
-//! socket as soon as it next runs (microseconds, not a deadline later; the
-//! poller leaves an interval before the next request so the two never
-//! overlap). That is the fix for the Zig leanpoint's incident, where a worker
-//! blocked in recv() was detached at its deadline and kept its socket for ~15
-//! minutes.
+//! Every request here has a connect deadline (`--connect-timeout-ms`) and a
+//! total deadline that covers headers *and* body: the whole request is a
+//! future raced against `tokio::time::timeout_at`, and losing the race drops
+//! it. A plain-HTTP upstream's connection is owned by that future while it
+//! runs (`upstream::conn`), so the drop closes its socket then and there; an
+//! https upstream's goes through reqwest, whose connection task closes it as
+//! soon as it next runs (microseconds; the poller leaves an interval before
+//! the next request so the two never overlap). That is the fix for the Zig
+//! leanpoint's incident, where a worker blocked in recv() was detached at its
+//! deadline and kept its socket for ~15 minutes.
 //! Bodies are streamed against a size cap, so a hostile upstream costs at most
 //! the cap in memory, and every failure has a name (`ErrorKind`).
 //!
@@ -21,11 +22,19 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderName, HeaderValue};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, LOCATION, RANGE,
+    USER_AGENT,
+};
+use http::StatusCode;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Incoming;
 use reqwest::Url;
 use tokio::time::Instant;
 
-use super::error::{classify, is_not_found, Endpoint, ErrorKind, UpstreamError};
+use super::conn::{Channel, Ended, Live, Target};
+use super::error::{classify, classify_hyper, is_not_found, Endpoint, ErrorKind, UpstreamError};
+use super::redirect;
 use crate::config::{Config, Upstream};
 use crate::lean::api;
 use crate::redact::{self, Secrets};
@@ -74,7 +83,7 @@ fn builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
         .no_proxy()
         .http1_only()
         .tcp_nodelay(true)
-        .user_agent(concat!("leanpoint/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT_VALUE)
 }
 
 /// What a response body must look like.
@@ -119,11 +128,26 @@ impl Drop for InFlight<'_> {
 pub struct Prepared {
     urls: [Url; Endpoint::ALL.len()],
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// For a plain-HTTP upstream, what its own connection sends (`conn`);
+    /// `None` for https, which goes through reqwest and its TLS.
+    direct: Option<Direct>,
+}
+
+/// The requests of a plain-HTTP upstream, ready to send on its connection.
+#[derive(Debug)]
+struct Direct {
+    target: Target,
+    connect_timeout: Duration,
+    /// Each endpoint's request target (path and query), as `urls`.
+    targets: [http::Uri; Endpoint::ALL.len()],
+    /// Host, User-Agent, Authorization from the URL's userinfo, then the
+    /// configured headers (which replace any of those they name).
+    headers: HeaderMap,
 }
 
 impl Prepared {
-    pub fn new(upstream: &Upstream) -> Prepared {
-        let headers = upstream
+    pub fn new(upstream: &Upstream, connect_timeout: Duration) -> Prepared {
+        let headers: Vec<_> = upstream
             .headers
             .iter()
             .filter_map(|(k, v)| {
@@ -134,26 +158,231 @@ impl Prepared {
                 Some((k, v))
             })
             .collect();
+        let urls = Endpoint::ALL.map(|e| upstream.endpoint(e.path()));
+        let direct = Direct::new(&upstream.url, &urls, &headers, connect_timeout);
         Prepared {
-            urls: Endpoint::ALL.map(|e| upstream.endpoint(e.path())),
+            urls,
             headers,
+            direct,
         }
     }
 
     /// By its place in `Endpoint::ALL`, the order `new` built them in (not
     /// by discriminant, which nothing ties to that order).
     fn url(&self, endpoint: Endpoint) -> &Url {
-        let k = Endpoint::ALL.iter().position(|e| *e == endpoint);
-        &self.urls[k.expect("Endpoint::ALL lists every endpoint")]
+        &self.urls[index(endpoint)]
+    }
+}
+
+fn index(endpoint: Endpoint) -> usize {
+    let k = Endpoint::ALL.iter().position(|e| *e == endpoint);
+    k.expect("Endpoint::ALL lists every endpoint")
+}
+
+impl Direct {
+    /// `None` for a URL this path does not speak (https), or one without
+    /// the parts a request needs (config::file has refused those already).
+    fn new(
+        base: &Url,
+        urls: &[Url; Endpoint::ALL.len()],
+        configured: &[(HeaderName, HeaderValue)],
+        connect_timeout: Duration,
+    ) -> Option<Direct> {
+        if base.scheme() != "http" {
+            return None;
+        }
+        let target = Target {
+            host: base.host()?.to_owned(),
+            port: base.port_or_known_default()?,
+        };
+        let targets = urls
+            .iter()
+            .map(request_target)
+            .collect::<Option<Vec<_>>>()?
+            .try_into()
+            .ok()?;
+        let mut headers = HeaderMap::new();
+        let host = match base.port() {
+            Some(port) => format!("{}:{port}", base.host_str()?),
+            None => base.host_str()?.to_string(),
+        };
+        headers.insert(HOST, HeaderValue::from_str(&host).ok()?);
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if let Some(basic) = userinfo_authorization(base) {
+            headers.insert(AUTHORIZATION, basic);
+        }
+        // `insert`: a configured header replaces one set above, so URL
+        // userinfo and `headers.Authorization` never send two Authorization
+        // headers; the configured one wins (README).
+        for (k, v) in configured {
+            headers.insert(k.clone(), v.clone());
+        }
+        Some(Direct {
+            target,
+            connect_timeout,
+            targets,
+            headers,
+        })
+    }
+
+    /// The GET of `target` with its Accept and Range.
+    fn request(
+        &self,
+        target: &http::Uri,
+        expect: Expect,
+        read: Read,
+    ) -> http::Request<Empty<Bytes>> {
+        let mut req = http::Request::new(Empty::new());
+        *req.uri_mut() = target.clone();
+        let headers = req.headers_mut();
+        *headers = self.headers.clone();
+        headers.insert(ACCEPT, accept(expect));
+        if let Some(range) = range(read) {
+            headers.insert(RANGE, range);
+        }
+        req
+    }
+}
+
+/// A URL's path and query, as an HTTP/1 request target.
+fn request_target(url: &Url) -> Option<http::Uri> {
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    target.parse().ok()
+}
+
+/// `Authorization: Basic` from a URL's userinfo (percent-decoded), as
+/// reqwest sends it for the https upstreams it carries.
+fn userinfo_authorization(url: &Url) -> Option<HeaderValue> {
+    use base64::Engine as _;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
+    };
+    let user = decode(url.username())?;
+    let password = url.password().map(decode);
+    if user.is_empty() && password.is_none() {
+        return None;
+    }
+    let pair = format!("{user}:{}", password.flatten().unwrap_or_default());
+    let token = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut v = HeaderValue::from_str(&format!("Basic {token}")).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+const USER_AGENT_VALUE: &str = concat!("leanpoint/", env!("CARGO_PKG_VERSION"));
+
+fn accept(expect: Expect) -> HeaderValue {
+    HeaderValue::from_static(match expect {
+        Expect::Json => "application/json",
+        Expect::Ssz => "application/octet-stream",
+    })
+}
+
+/// A server that honours it sends only the prefix (206); one that does not
+/// sends the whole body, of which only the prefix is read.
+fn range(read: Read) -> Option<HeaderValue> {
+    match read {
+        Read::Prefix { n } => HeaderValue::from_str(&format!("bytes=0-{}", n.max(1) - 1)).ok(),
+        Read::All { .. } => None,
+    }
+}
+
+/// A response being read, from either path.
+enum Response {
+    /// On the upstream's own connection, which goes back to its channel
+    /// once the body has been read to its end.
+    Direct {
+        head: http::response::Parts,
+        body: Incoming,
+        live: Box<Live>,
+    },
+    Pooled(reqwest::Response),
+}
+
+impl Response {
+    fn status(&self) -> StatusCode {
+        match self {
+            Response::Direct { head, .. } => head.status,
+            Response::Pooled(r) => r.status(),
+        }
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        match self {
+            Response::Direct { head, .. } => &head.headers,
+            Response::Pooled(r) => r.headers(),
+        }
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        match self {
+            Response::Direct { body, .. } => hyper::body::Body::size_hint(body).exact(),
+            Response::Pooled(r) => r.content_length(),
+        }
+    }
+
+    /// Whether the whole body has been read (known without waiting).
+    fn at_end(&self) -> bool {
+        match self {
+            Response::Direct { body, .. } => hyper::body::Body::is_end_stream(body),
+            Response::Pooled(_) => false,
+        }
+    }
+
+    /// The next piece of the body; `None` at its end.
+    async fn chunk(&mut self, endpoint: Endpoint) -> Result<Option<Bytes>, UpstreamError> {
+        let (body, live) = match self {
+            Response::Pooled(r) => return r.chunk().await.map_err(|e| classify(endpoint, &e)),
+            Response::Direct { body, live, .. } => (body, live),
+        };
+        loop {
+            let frame = match live.drive(body.frame()).await {
+                Ok(None) => return Ok(None),
+                Ok(Some(frame)) => frame.map_err(|e| classify_hyper(endpoint, &e))?,
+                Err(Ended(e)) => return Err(ended(endpoint, e)),
+            };
+            // Trailers carry nothing leanpoint reads.
+            if let Ok(data) = frame.into_data() {
+                return Ok(Some(data));
+            }
+        }
+    }
+
+    /// The body has been read to its end: its connection is kept.
+    fn finished(self, channel: &Channel) {
+        if let Response::Direct { live, .. } = self {
+            channel.put(live);
+        }
+    }
+}
+
+/// A connection that ended while a response was awaited on it.
+fn ended(endpoint: Endpoint, e: Option<hyper::Error>) -> UpstreamError {
+    match e {
+        Some(e) => classify_hyper(endpoint, &e),
+        None => UpstreamError::new(
+            ErrorKind::Closed,
+            endpoint,
+            "connection closed before a complete response",
+        ),
     }
 }
 
 /// Sends GETs to one upstream, each bounded by a deadline and a size cap,
 /// and tells `report` what each did.
 pub struct Requester<'a> {
+    /// For https upstreams only; a plain-HTTP one has `channel`.
     pub client: &'a reqwest::Client,
     pub upstream: &'a Upstream,
     pub prepared: &'a Prepared,
+    /// The upstream's own connection, kept between requests.
+    pub channel: &'a Channel,
     pub report: &'a dyn Report,
 }
 
@@ -216,17 +445,18 @@ impl Requester<'_> {
                 ))
             }
         };
-        // Whatever asks this upstream next (a poll's history read after its
-        // fork_choice, the State after the block, the fetcher once the poll
-        // releases the upstream) must find this connection back in the
-        // pool, or hyper opens a second socket to the upstream. The task
-        // that puts it back was woken as the response ended, on this same
-        // thread (every request runs on the polling thread,
-        // `service::poll_thread`): let it run first. After the request, not
-        // before it: a yield before would hold a whole group of polls'
-        // requests at once, and their buffers (8-13 MiB more RSS at 1000
-        // upstreams).
-        tokio::task::yield_now().await;
+        if self.prepared.direct.is_none() {
+            // Whatever asks this upstream next (a poll's history read after
+            // its fork_choice, the State after the block, the fetcher once
+            // the poll releases the upstream) must find reqwest's connection
+            // back in its pool, or hyper opens a second socket to the
+            // upstream. The task that puts it back was woken as the response
+            // ended, on this same thread (every request runs on the polling
+            // thread, `service::poll_thread`): let it run first. After the
+            // request, not before it: a yield before would hold a whole
+            // group of polls' requests at once, and their buffers.
+            tokio::task::yield_now().await;
+        }
         result
     }
 
@@ -237,16 +467,14 @@ impl Requester<'_> {
         expect: Expect,
         read: Read,
     ) -> Result<Bytes, UpstreamError> {
-        let req = self.build(endpoint, expect, read)?;
-        let mut resp = self
-            .client
-            .execute(req)
-            .await
-            .map_err(|e| classify(endpoint, &e))?;
+        let mut resp = match &self.prepared.direct {
+            Some(direct) => self.direct(direct, endpoint, expect, read).await?,
+            None => Response::Pooled(self.pooled(endpoint, expect, read).await?),
+        };
         let status = resp.status();
         let partial_ok =
-            matches!(read, Read::Prefix { .. }) && status == reqwest::StatusCode::PARTIAL_CONTENT;
-        if status != reqwest::StatusCode::OK && !partial_ok {
+            matches!(read, Read::Prefix { .. }) && status == StatusCode::PARTIAL_CONTENT;
+        if status != StatusCode::OK && !partial_ok {
             return Err(UpstreamError::status(endpoint, status.as_u16()));
         }
         check_content_type(endpoint, expect, resp.headers())?;
@@ -264,7 +492,7 @@ impl Requester<'_> {
             }
         }
         let mut body = BytesMut::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(endpoint, &e))? {
+        while let Some(chunk) = resp.chunk(endpoint).await? {
             if body.len() as u64 + chunk.len() as u64 > cap {
                 return Err(UpstreamError::new(
                     ErrorKind::BodyTooLarge,
@@ -274,33 +502,118 @@ impl Requester<'_> {
             }
             body.extend_from_slice(&chunk);
             if prefix.is_some_and(|n| body.len() >= n) {
-                break;
+                // A 206 of just the prefix has ended: its connection is kept.
+                // Else the rest is never read, and dropping `resp` closes its
+                // connection rather than keep one with a body pending.
+                if resp.at_end() && resp.chunk(endpoint).await?.is_none() {
+                    resp.finished(self.channel);
+                }
+                return Ok(body.freeze());
             }
         }
+        resp.finished(self.channel);
         Ok(body.freeze())
     }
 
-    /// The GET with its Accept, Range and configured headers.
+    /// The GET on the upstream's own connection, following redirects within
+    /// its origin (`redirect::check`), each on a fresh connection (the
+    /// redirect's body is not read).
+    async fn direct(
+        &self,
+        direct: &Direct,
+        endpoint: Endpoint,
+        expect: Expect,
+        read: Read,
+    ) -> Result<Response, UpstreamError> {
+        let first = self.prepared.url(endpoint);
+        let mut url = std::borrow::Cow::Borrowed(first);
+        let mut target = direct.targets[index(endpoint)].clone();
+        let mut followed = 0;
+        loop {
+            let (live, resp) = self
+                .exchange(direct, endpoint, || direct.request(&target, expect, read))
+                .await?;
+            let (head, body) = resp.into_parts();
+            let next = match head.status.is_redirection() {
+                true => location(&head.headers, &url),
+                false => None,
+            };
+            // No usable Location: the 3xx itself is the answer.
+            let Some(next) = next else {
+                return Ok(Response::Direct { head, body, live });
+            };
+            redirect::check(first, &next, followed)
+                .map_err(|r| UpstreamError::new(ErrorKind::Redirect, endpoint, r.to_string()))?;
+            target = request_target(&next).ok_or_else(|| {
+                UpstreamError::new(
+                    ErrorKind::Redirect,
+                    endpoint,
+                    "redirect to an unusable path",
+                )
+            })?;
+            url = std::borrow::Cow::Owned(next);
+            followed += 1;
+        }
+    }
+
+    /// Sends the request `build` makes on the upstream's idle connection, or
+    /// a new one. A kept connection the peer closed just as it was reused
+    /// (its keep-alive timeout, a restart) fails before any response: the
+    /// GET is sent once more, on a new connection, inside the same deadline.
+    async fn exchange(
+        &self,
+        direct: &Direct,
+        endpoint: Endpoint,
+        build: impl Fn() -> http::Request<Empty<Bytes>>,
+    ) -> Result<(Box<Live>, http::Response<Incoming>), UpstreamError> {
+        let connect = || Live::connect(&direct.target, direct.connect_timeout, endpoint);
+        if let Some(mut live) = self.channel.take().await {
+            match live.send(build()).await {
+                Ok(resp) => return Ok((live, resp)),
+                Err(Ended(e)) => {
+                    let e = ended(endpoint, e);
+                    if !matches!(e.kind, ErrorKind::Closed | ErrorKind::Reset) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let mut live = connect().await?;
+        match live.send(build()).await {
+            Ok(resp) => Ok((live, resp)),
+            Err(Ended(e)) => Err(ended(endpoint, e)),
+        }
+    }
+
+    /// The GET through reqwest (https upstreams).
+    async fn pooled(
+        &self,
+        endpoint: Endpoint,
+        expect: Expect,
+        read: Read,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let req = self.build(endpoint, expect, read)?;
+        self.client
+            .execute(req)
+            .await
+            .map_err(|e| classify(endpoint, &e))
+    }
+
+    /// The reqwest GET with its Accept, Range and configured headers.
     fn build(
         &self,
         endpoint: Endpoint,
         expect: Expect,
         read: Read,
     ) -> Result<reqwest::Request, UpstreamError> {
-        let accept = HeaderValue::from_static(match expect {
-            Expect::Json => "application/json",
-            Expect::Ssz => "application/octet-stream",
-        });
         // Through the builder, not `Request::new`: it moves a URL's userinfo
         // into the Authorization header.
         let mut req = self
             .client
             .get(self.prepared.url(endpoint).clone())
-            .header(reqwest::header::ACCEPT, accept);
-        if let Read::Prefix { n } = read {
-            // A server that honours it sends only the prefix (206); one that
-            // does not sends the whole body, of which only the prefix is read.
-            req = req.header(reqwest::header::RANGE, format!("bytes=0-{}", n.max(1) - 1));
+            .header(ACCEPT, accept(expect));
+        if let Some(range) = range(read) {
+            req = req.header(RANGE, range);
         }
         let mut req = req
             .build()
@@ -351,12 +664,18 @@ impl Requester<'_> {
     }
 }
 
+/// Where a redirect points, resolved against the URL it came from.
+fn location(headers: &HeaderMap, from: &Url) -> Option<Url> {
+    let to = headers.get(LOCATION)?.to_str().ok()?;
+    from.join(to).ok()
+}
+
 fn check_content_type(
     endpoint: Endpoint,
     expect: Expect,
-    headers: &reqwest::header::HeaderMap,
+    headers: &HeaderMap,
 ) -> Result<(), UpstreamError> {
-    let Some(ct) = headers.get(reqwest::header::CONTENT_TYPE) else {
+    let Some(ct) = headers.get(CONTENT_TYPE) else {
         return Ok(()); // absent: let the decoder judge the bytes
     };
     let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();

@@ -102,11 +102,13 @@ async fn with_requester<T>(
     f: impl AsyncFnOnce(&Requester<'_>) -> T,
 ) -> T {
     let client = build_client(config).expect("client");
-    let prepared = Prepared::new(&config.upstreams[0]);
+    let prepared = Prepared::new(&config.upstreams[0], config.connect_timeout);
+    let channel = Channel::default();
     let requester = Requester {
         client: &client,
         upstream: &config.upstreams[0],
         prepared: &prepared,
+        channel: &channel,
         report: seen,
     };
     f(&requester).await
@@ -285,4 +287,142 @@ async fn a_cross_origin_redirect_is_refused_and_a_same_origin_one_followed() {
     .expect("a redirect within the origin is followed");
     assert_eq!(&prefix[..], b"block");
     assert_eq!(seen.finished(), [(Endpoint::StateFinalized, None)]);
+}
+
+/// Serves keep-alive connections: request `r` on connection `c` (both from
+/// 0) gets `respond(c, r)`, or the connection closed without an answer when
+/// that is `None`. Returns the address and the count of connections taken.
+async fn serve_kept(
+    respond: impl Fn(usize, usize) -> Option<String> + Send + Sync + 'static,
+) -> (SocketAddr, Arc<AtomicI64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicI64::new(0));
+    let (respond, count) = (Arc::new(respond), accepted.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let c = count.fetch_add(1, Ordering::SeqCst) as usize;
+            let respond = respond.clone();
+            tokio::spawn(async move {
+                for r in 0.. {
+                    if read_head(&mut s).await.is_empty() {
+                        return;
+                    }
+                    let Some(answer) = respond(c, r) else {
+                        return; // dropped: closed without an answer
+                    };
+                    if s.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+fn kept_block() -> String {
+    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\n\r\nblock"
+        .to_string()
+}
+
+#[tokio::test]
+async fn requests_to_one_upstream_share_one_kept_connection() {
+    let (addr, accepted) = serve_kept(|_, _| Some(kept_block())).await;
+    let config = config(addr);
+    let seen = Seen::default();
+    let deadline = Instant::now() + WAIT;
+    let bodies = with_requester(&config, &seen, async |r| {
+        let mut bodies = Vec::new();
+        for _ in 0..3 {
+            bodies.push(r.fetch_block(1 << 20, deadline).await.expect("served"));
+        }
+        // A prefix read that got the whole body keeps the connection too.
+        bodies.push(r.fetch_state_prefix(5, deadline).await.expect("served"));
+        bodies.push(r.fetch_block(1 << 20, deadline).await.expect("served"));
+        bodies
+    })
+    .await;
+    assert!(bodies.iter().all(|b| &b[..] == b"block"));
+    assert_eq!(bodies.len(), 5);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, kept");
+    assert_eq!(seen.finished().len(), 5);
+    assert!(seen.finished().iter().all(|(_, failure)| failure.is_none()));
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_upstream_closed_is_replaced_within_the_request() {
+    // The first connection answers once, then closes on the next request
+    // without answering: the keep-alive race a server's idle timeout makes.
+    // The GET is sent again on a new connection, inside the same request,
+    // and no failure is reported.
+    let (addr, accepted) = serve_kept(|c, r| (c > 0 || r == 0).then(kept_block)).await;
+    let config = config(addr);
+    let seen = Seen::default();
+    let deadline = Instant::now() + WAIT;
+    let second = with_requester(&config, &seen, async |r| {
+        r.fetch_block(1 << 20, deadline).await.expect("first");
+        r.fetch_block(1 << 20, deadline).await
+    })
+    .await
+    .expect("sent again on a new connection");
+    assert_eq!(&second[..], b"block");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(seen.finished(), [(Endpoint::BlockFinalized, None); 2]);
+
+    // A new connection that closes unanswered is a failure, not retried.
+    let (addr, accepted) = serve_kept(|_, _| None).await;
+    let config = self::config(addr);
+    let seen = Seen::default();
+    let e = block(&config, &seen, 1 << 20)
+        .await
+        .expect_err("never answered");
+    assert_eq!(e.kind, ErrorKind::Closed, "{e}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn url_userinfo_becomes_basic_authorization_and_a_configured_header_wins() {
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen_heads = heads.clone();
+    let addr = serve(move |head| {
+        seen_heads
+            .lock()
+            .expect("not poisoned")
+            .push(head.to_string());
+        response(
+            "200 OK",
+            "Content-Type: application/octet-stream\r\n",
+            "block",
+        )
+    })
+    .await;
+    let args = Cli::try_parse_with_sources(["leanpoint"])
+        .expect("defaults parse")
+        .serve;
+    let url = format!("http://us%3Aer:p%40ss@{addr}/base?k=v");
+    let mut config =
+        Config::with_upstreams(&args, "test", vec![("u".to_string(), url)]).expect("valid config");
+    let seen = Seen::default();
+    block(&config, &seen, 1 << 20).await.expect("served");
+    config.upstreams[0].headers = vec![("Authorization".into(), "Bearer t".into())];
+    block(&config, &seen, 1 << 20).await.expect("served");
+
+    let heads = heads.lock().expect("not poisoned").clone();
+    let auth = |head: &str| -> Vec<String> {
+        head.lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+            .map(str::to_string)
+            .collect()
+    };
+    // "us:er:p@ss", percent-decoded, in base64.
+    assert_eq!(auth(&heads[0]), ["authorization: Basic dXM6ZXI6cEBzcw=="]);
+    assert_eq!(auth(&heads[1]), ["authorization: Bearer t"]);
+    for head in &heads {
+        assert!(
+            head.starts_with("GET /base/lean/v0/blocks/finalized?k=v HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(head.contains(&format!("host: {addr}\r\n")), "{head}");
+    }
 }

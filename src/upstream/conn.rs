@@ -29,14 +29,14 @@ use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::error::{classify_hyper, Endpoint, ErrorKind, UpstreamError};
+use super::error::{classify_hyper, named, Endpoint, ErrorKind, UpstreamError};
 
 type Io = TokioIo<TcpStream>;
 type Body = Empty<Bytes>;
 
 /// Where an upstream's connections go: the host of its URL (resolved at
 /// each connect, so a devnet's service name may move) and the port.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct Target {
     pub host: url::Host<String>,
     pub port: u16,
@@ -93,13 +93,7 @@ impl Live {
     ) -> Result<Box<Live>, UpstreamError> {
         let stream = tokio::time::timeout(timeout, tcp(target))
             .await
-            .map_err(|_| {
-                UpstreamError::new(
-                    ErrorKind::ConnectTimeout,
-                    endpoint,
-                    "TCP connect did not complete within the connect deadline",
-                )
-            })?
+            .map_err(|_| named(endpoint, ErrorKind::ConnectTimeout, String::new))?
             .map_err(|e| connect_error(endpoint, &e))?;
         // Requests are one small write each; never hold one back for an ACK.
         let _ = stream.set_nodelay(true);
@@ -162,18 +156,19 @@ async fn drive<T>(conn: &mut Connection<Io, Body>, f: impl Future<Output = T>) -
 
 /// The first address of `target` that accepts.
 async fn tcp(target: &Target) -> std::io::Result<TcpStream> {
-    use std::net::SocketAddr;
-    let name = match &target.host {
-        url::Host::Ipv4(a) => {
-            return TcpStream::connect(SocketAddr::new((*a).into(), target.port)).await
-        }
-        url::Host::Ipv6(a) => {
-            return TcpStream::connect(SocketAddr::new((*a).into(), target.port)).await
-        }
-        url::Host::Domain(name) => name,
+    use std::net::{IpAddr, SocketAddr};
+    let ip: IpAddr = match &target.host {
+        url::Host::Ipv4(a) => (*a).into(),
+        url::Host::Ipv6(a) => (*a).into(),
+        url::Host::Domain(name) => return lookup_and_connect(name, target.port).await,
     };
+    TcpStream::connect(SocketAddr::new(ip, target.port)).await
+}
+
+/// Resolves `name` and connects to the first of its addresses that accepts.
+async fn lookup_and_connect(name: &str, port: u16) -> std::io::Result<TcpStream> {
     let mut last = None;
-    for addr in tokio::net::lookup_host((name.as_str(), target.port)).await? {
+    for addr in tokio::net::lookup_host((name, port)).await? {
         match TcpStream::connect(addr).await {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
@@ -187,9 +182,7 @@ async fn tcp(target: &Target) -> std::io::Result<TcpStream> {
 fn connect_error(endpoint: Endpoint, e: &std::io::Error) -> UpstreamError {
     use std::io::ErrorKind as Io;
     match e.kind() {
-        Io::ConnectionRefused => {
-            UpstreamError::new(ErrorKind::Refused, endpoint, "connection refused")
-        }
+        Io::ConnectionRefused => named(endpoint, ErrorKind::Refused, String::new),
         // The io error's text names no address: the host is in the
         // configuration, and the port and the path stay out of errors.
         _ => UpstreamError::new(

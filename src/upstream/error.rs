@@ -187,7 +187,11 @@ pub(super) fn classify_hyper(endpoint: Endpoint, e: &hyper::Error) -> UpstreamEr
 
 /// The one text each kind is shown with, or `other` for the kinds whose
 /// text depends on the error.
-fn named(endpoint: Endpoint, kind: ErrorKind, other: impl FnOnce() -> String) -> UpstreamError {
+pub(super) fn named(
+    endpoint: Endpoint,
+    kind: ErrorKind,
+    other: impl FnOnce() -> String,
+) -> UpstreamError {
     let message = match kind {
         ErrorKind::ConnectTimeout => "TCP connect did not complete within the connect deadline",
         ErrorKind::Refused => "connection refused",

@@ -33,7 +33,9 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use super::conn::{Channel, Ended, Live, Target};
-use super::error::{classify, classify_hyper, is_not_found, Endpoint, ErrorKind, UpstreamError};
+use super::error::{
+    classify, classify_hyper, is_not_found, named, Endpoint, ErrorKind, UpstreamError,
+};
 use super::redirect;
 use crate::config::{Config, Upstream};
 use crate::lean::api;
@@ -366,11 +368,7 @@ impl Response {
 fn ended(endpoint: Endpoint, e: Option<hyper::Error>) -> UpstreamError {
     match e {
         Some(e) => classify_hyper(endpoint, &e),
-        None => UpstreamError::new(
-            ErrorKind::Closed,
-            endpoint,
-            "connection closed before a complete response",
-        ),
+        None => named(endpoint, ErrorKind::Closed, String::new),
     }
 }
 
@@ -566,7 +564,6 @@ impl Requester<'_> {
         endpoint: Endpoint,
         build: impl Fn() -> http::Request<Empty<Bytes>>,
     ) -> Result<(Box<Live>, http::Response<Incoming>), UpstreamError> {
-        let connect = || Live::connect(&direct.target, direct.connect_timeout, endpoint);
         if let Some(mut live) = self.channel.take().await {
             match live.send(build()).await {
                 Ok(resp) => return Ok((live, resp)),
@@ -578,7 +575,7 @@ impl Requester<'_> {
                 }
             }
         }
-        let mut live = connect().await?;
+        let mut live = Live::connect(&direct.target, direct.connect_timeout, endpoint).await?;
         match live.send(build()).await {
             Ok(resp) => Ok((live, resp)),
             Err(Ended(e)) => Err(ended(endpoint, e)),

@@ -227,6 +227,12 @@ def target_rows(res):
             rows.append((f"burst of {conns}: server CPU per burst (median of paired bursts)",
                          f"{lp['cpu_ms_per_burst']} ms", f"nginx {ng['cpu_ms_per_burst']} ms",
                          _f(r), "(measured)", ""))
+            if "machine_cpu_ms_per_burst" in lp:
+                r = paired_ratio(lp["bursts"], ng["bursts"], "machine_cpu_ms")
+                rows.append((f"burst of {conns}: machine CPU per burst, client's included "
+                             "(median of paired bursts)",
+                             f"{lp['machine_cpu_ms_per_burst']} ms",
+                             f"nginx {ng['machine_cpu_ms_per_burst']} ms", _f(r), "(measured)", ""))
             rows.append((f"burst of {conns}: connections not served", str(lp["failed"]),
                          f"nginx {ng['failed']}", "", "0", _ok(lp["failed"] == 0)))
     big = res.get("bigstate")
@@ -285,13 +291,17 @@ def versus(v):
 
 def burst(b):
     out = [f"### Bursts of fresh connections fetching the State ({b['state_bytes']} bytes), "
-           f"{b['rounds']} bursts each, the two servers' bursts interleaved (scripts/burst.py)", "",
+           f"{b['rounds']} bursts each, the two servers' bursts interleaved (scripts/burst.py)"
+           + (f"; servers on CPU {b['pinned']['server_cpu']}, the client on "
+              f"{b['pinned']['client_cpus']}" if b.get("pinned") else ""), "",
            "| server | connections | p50 ms | p99 ms (worst burst) | MiB/s | server CPU ms per burst "
-           "| served | failed | listen overflows | RSS MiB before / peak |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| machine CPU ms per burst | served | failed | listen overflows "
+           "| RSS MiB before / peak |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in b["runs"]:
         out.append(_row(r["server"], r["connections"], r["p50_ms"], r["p99_ms"], r["mib_per_s"],
-                        r.get("cpu_ms_per_burst", ""), r["served"], r["failed"],
+                        r.get("cpu_ms_per_burst", ""), r.get("machine_cpu_ms_per_burst", ""),
+                        r["served"], r["failed"],
                         r["listen_overflows"],
                         f"{r['rss_mib_before']} / {r['peak_rss_mib']}"))
     return out

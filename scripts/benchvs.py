@@ -222,6 +222,7 @@ def burst(ctx, results):
     for the report's paired ratio; each server's CPU is read around each of
     its bursts."""
     rounds = 4 if ctx.quick else 10
+    pinned = os.environ.get("BENCH_BURST_PIN", "0") not in ("", "0")
     simp, ups = sim.start(ctx.bin, ctx.logs, 3, tag="burst", large_state=True)
     lp, port = ctx.start_leanpoint(ups, "burst")
     path = "/lean/v0/states/finalized"
@@ -230,6 +231,10 @@ def burst(ctx, results):
     ng, ng_port, ng_path = ctx.nginx_serving(state_file)
     out = {"state_bytes": size, "rounds": rounds, "runs": []}
     servers = (("leanpoint", lp, port, path), ("nginx", ng, ng_port, ng_path))
+    workers = 2
+    if pinned:
+        out["pinned"] = pin_apart([lp.pid, *lib.group_pids(ng.pid)], [simp.pid])
+        workers = len(out["pinned"]["client_cpus"])
     for conns in (256, 1024):
         aggs, watches = {}, {}
         for server, p, _, _ in servers:
@@ -242,8 +247,10 @@ def burst(ctx, results):
             for server, p, prt, url in (servers if i % 2 == 0 else servers[::-1]):
                 group = server == "nginx"
                 before, nstat0 = server_cpu_s(p.pid, group), listen_overflows()
-                b = burstlib.burst(prt, url, conns, workers=2, timeout=30)
+                machine0 = machine_cpu_s()
+                b = burstlib.burst(prt, url, conns, workers=workers, timeout=30)
                 b["server_cpu_ms"] = round((server_cpu_s(p.pid, group) - before) * 1000, 2)
+                b["machine_cpu_ms"] = round((machine_cpu_s() - machine0) * 1000, 1)
                 aggs[server]["bursts"].append(b)
                 overflows[server] += listen_overflows() - nstat0
                 time.sleep(0.5)  # the previous burst's sockets leave the accept queue
@@ -257,6 +264,8 @@ def burst(ctx, results):
             agg["p50_ms"] = sorted(b["p50_ms"] or 0 for b in bs)[len(bs) // 2]
             agg["mib_per_s"] = round(sum(b["mib_per_s"] or 0 for b in bs) / len(bs), 1)
             agg["cpu_ms_per_burst"] = round(sum(b["server_cpu_ms"] for b in bs) / len(bs), 1)
+            agg["machine_cpu_ms_per_burst"] = round(
+                sum(b["machine_cpu_ms"] for b in bs) / len(bs), 1)
             agg["failed"] = sum(b["failed"] for b in bs)
             agg["served"] = sum(b["served"] for b in bs)
             out["runs"].append(agg)
@@ -265,7 +274,26 @@ def burst(ctx, results):
                   f"failed {agg['failed']}, overflows {agg['listen_overflows']}", flush=True)
     for p in (ng, lp, simp):
         lib.stop(p)
+    if pinned:
+        os.sched_setaffinity(0, range(os.cpu_count()))
     results["burst"] = out
+
+
+def pin_apart(servers, others):
+    """BENCH_BURST_PIN: every thread of the servers on the last CPU, this
+    harness (so the client's forked workers) and `others` on the rest. On two
+    cores the client and the server otherwise share both, and the client is
+    what limits the rate; apart, each server's CPU per burst is its own."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        sys.exit("BENCH_BURST_PIN needs at least two CPUs")
+    server_cpu, client_cpus = cpus[-1], cpus[:-1]
+    for pids, where in ((servers, {server_cpu}), (others, set(client_cpus))):
+        for pid in pids:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setaffinity(int(tid), where)
+    os.sched_setaffinity(0, client_cpus)
+    return {"server_cpu": server_cpu, "client_cpus": client_cpus}
 
 
 def server_cpu_s(pid, group):
@@ -280,6 +308,16 @@ def server_cpu_s(pid, group):
         except OSError:
             pass
     return total
+
+
+def machine_cpu_s():
+    """Busy CPU seconds of the whole machine (/proc/stat, every CPU, all
+    but idle and iowait). On loopback the receiving side's TCP work runs
+    in whichever context sends or ACKs, the server's or the client's, so
+    only the machine's total says what a burst cost."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def listen_overflows():

@@ -39,7 +39,7 @@ OUT = os.path.join(ROOT, "bench-results")
 LOGS = os.path.join(OUT, "logs")
 # LEANPOINT_BENCH_BIN: another build of ours (an A/B of a change).
 BIN = os.environ.get("LEANPOINT_BENCH_BIN") or os.path.join(ROOT, "target", "release", "leanpoint")
-QUICK = os.environ.get("BENCH_QUICK", "0") not in ("", "0")
+QUICK = lib.env_flag("BENCH_QUICK")
 
 # Every load at most 20 s, so the whole run stays near 15 minutes.
 POLL_WINDOW = 10 if QUICK else 20
@@ -47,14 +47,6 @@ SCRAPE_WINDOW = 5 if QUICK else 15
 SERVE_WINDOW = 5 if QUICK else 15
 FAULT_WINDOW = 10 if QUICK else 20
 POLL_MS = 1000
-
-
-def machine_busy():
-    """Busy core-seconds of the whole machine so far (/proc/stat)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + v[4]
-    return (sum(v[:8]) - idle) / lib.CLK_TCK
 
 
 def start_leanpoint(upstreams, tag, extra=(), poll_ms=POLL_MS):
@@ -96,13 +88,13 @@ def steady(port, n, proc):
 def measure_window(lp, simp, port, window, extra_watch=None):
     """CPU, memory, fds and bytes over `window` seconds of steady polling."""
     w = lib.Watch(lp.pid)
-    a_lp, a_sim, a_busy = lib.Sample(lp.pid), lib.Sample(simp.pid), machine_busy()
+    a_lp, a_sim, a_busy = lib.Sample(lp.pid), lib.Sample(simp.pid), lib.machine_busy()
     a_polls, a_tcp = polls_total(port), lib.tcp_bytes(lp.pid)
     a_extra = extra_watch() if extra_watch else None
     time.sleep(window)
     b_extra = extra_watch() if extra_watch else None
     b_polls, b_tcp = polls_total(port), lib.tcp_bytes(lp.pid)
-    b_lp, b_sim, b_busy = lib.Sample(lp.pid), lib.Sample(simp.pid), machine_busy()
+    b_lp, b_sim, b_busy = lib.Sample(lp.pid), lib.Sample(simp.pid), lib.machine_busy()
     w.stop()
     wall = b_lp.t - a_lp.t
     polls = b_polls - a_polls

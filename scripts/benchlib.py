@@ -16,6 +16,19 @@ import subprocess
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def env_flag(name):
+    """An on/off setting from the environment: unset, empty or 0 is off."""
+    return os.environ.get(name, "0") not in ("", "0")
+
+
+def machine_busy():
+    """Busy core-seconds of the whole machine so far (/proc/stat: user to
+    steal, less idle and iowait; guest time is already in user)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 _children = []

@@ -131,10 +131,10 @@ def _cpu_per_poll(ctx, n, window, ours, zig):
     a, a_cpu = lib.Sample(lp.pid), lib.cpu_exact_s(lp.pid)
     za = lib.cpu_exact_s(zig[0].pid) if zig else None
     t0_ms = time.time() * 1000
-    busy0 = machine_busy()
+    busy0 = lib.machine_busy()
     time.sleep(window)
     t1_ms = time.time() * 1000
-    busy1 = machine_busy()
+    busy1 = lib.machine_busy()
     b, b_cpu = lib.Sample(lp.pid), lib.cpu_exact_s(lp.pid)
     zb = lib.cpu_exact_s(zig[0].pid) if zig else None
     zrss = lib.Sample(zig[0].pid).rss_kib if zig else None
@@ -159,12 +159,6 @@ def _cpu_per_poll(ctx, n, window, ours, zig):
             res["ratio_ours_to_zig"] = round(res["ours_us_per_poll"] / res["zig_us_per_poll"], 2)
     res["machine_busy_pct_except_ours_and_zig"] = round(100 * other / wall, 1)
     return res
-
-
-def machine_busy():
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return (sum(v[:8]) - v[3] - v[4]) / lib.CLK_TCK
 
 
 def versus(ctx, results):
@@ -222,7 +216,7 @@ def burst(ctx, results):
     for the report's paired ratio; each server's CPU is read around each of
     its bursts."""
     rounds = 4 if ctx.quick else 10
-    pinned = os.environ.get("BENCH_BURST_PIN", "0") not in ("", "0")
+    pinned = lib.env_flag("BENCH_BURST_PIN")
     simp, ups = sim.start(ctx.bin, ctx.logs, 3, tag="burst", large_state=True)
     lp, port = ctx.start_leanpoint(ups, "burst")
     path = "/lean/v0/states/finalized"
@@ -247,10 +241,12 @@ def burst(ctx, results):
             for server, p, prt, url in (servers if i % 2 == 0 else servers[::-1]):
                 group = server == "nginx"
                 before, nstat0 = server_cpu_s(p.pid, group), listen_overflows()
-                machine0 = machine_cpu_s()
+                # The machine's, not only the server's: on loopback the TCP
+                # work of both ends runs in whichever context sends or ACKs.
+                machine0 = lib.machine_busy()
                 b = burstlib.burst(prt, url, conns, workers=workers, timeout=30)
                 b["server_cpu_ms"] = round((server_cpu_s(p.pid, group) - before) * 1000, 2)
-                b["machine_cpu_ms"] = round((machine_cpu_s() - machine0) * 1000, 1)
+                b["machine_cpu_ms"] = round((lib.machine_busy() - machine0) * 1000, 1)
                 aggs[server]["bursts"].append(b)
                 overflows[server] += listen_overflows() - nstat0
                 time.sleep(0.5)  # the previous burst's sockets leave the accept queue
@@ -308,16 +304,6 @@ def server_cpu_s(pid, group):
         except OSError:
             pass
     return total
-
-
-def machine_cpu_s():
-    """Busy CPU seconds of the whole machine (/proc/stat, every CPU, all
-    but idle and iowait). On loopback the receiving side's TCP work runs
-    in whichever context sends or ACKs, the server's or the client's, so
-    only the machine's total says what a burst cost."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def listen_overflows():
